@@ -1,0 +1,50 @@
+# The two commands that matter: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format fuzz bench clean
+
+help:
+	@echo "make run    - serve the API and worker (embedded PostgreSQL/Redis/Stripe sandbox by default)"
+	@echo "make test   - run the test suite (embedded servers unless TEST_DATABASE_URL/TEST_REDIS_URL)"
+	@echo "make lint   - ruff (lint + format check) and mypy --strict"
+	@echo "make fuzz   - schemathesis against the OpenAPI schema"
+	@echo "make bench  - load benchmark, prints the results table"
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Installs exactly what uv.lock pins (dev tools included); re-runs when the lock changes.
+$(VENV)/.installed: $(BIN)/uv pyproject.toml uv.lock
+	$(BIN)/uv sync --frozen --inexact --quiet
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/library-service run
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+fuzz: install
+	$(BIN)/pytest tests/test_schema_fuzz.py -p no:randomly
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Library Service: circulation API for a lending library."""

@@ -1,0 +1,3 @@
+from library_service.cli import app
+
+app()

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from library_service.books.repository import BookFilters
+from library_service.books.schemas import BookCreate, BookOrdering, BookPatch, BookRead
+from library_service.books.service import BookService
+from library_service.core.dependencies import ReadSessionDep, SessionDep
+from library_service.core.pagination import Page, PageDep, make_page
+from library_service.core.params import IdPath
+from library_service.users.dependencies import StaffUser
+
+router = APIRouter(prefix="/api/books", tags=["books"])
+
+
+def book_filters(
+    search: Annotated[
+        str | None, Query(max_length=100, description="In title, author or ISBN; any case.")
+    ] = None,
+    title: Annotated[str | None, Query(max_length=100, description="Title contains.")] = None,
+    author: Annotated[str | None, Query(max_length=100, description="Author contains.")] = None,
+    available: Annotated[
+        bool | None, Query(description="true: copies on the shelf; false: none left.")
+    ] = None,
+    ordering: BookOrdering = "id",
+) -> BookFilters:
+    return BookFilters(
+        search=search, title=title, author=author, available=available, ordering=ordering
+    )
+
+
+@router.get("/")
+async def list_books(
+    request: Request,
+    session: ReadSessionDep,
+    filters: Annotated[BookFilters, Depends(book_filters)],
+    page: PageDep,
+) -> Page[BookRead]:
+    """The catalogue, filtered and ordered."""
+    rows, count = await BookService(session).list_books(filters, page)
+    return make_page(request, page, count, [BookRead.model_validate(row) for row in rows])
+
+
+@router.get("/{book_id}/")
+async def read_book(book_id: IdPath, session: ReadSessionDep) -> BookRead:
+    """One book."""
+    return BookRead.model_validate(await BookService(session).get_book(book_id))
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED)
+async def create_book(data: BookCreate, _: StaffUser, session: SessionDep) -> BookRead:
+    """Add a book to the catalogue (staff)."""
+    return BookRead.model_validate(await BookService(session).create_book(data))
+
+
+@router.put("/{book_id}/")
+async def replace_book(
+    book_id: IdPath, data: BookCreate, _: StaffUser, session: SessionDep
+) -> BookRead:
+    """Replace a book's details (staff)."""
+    return BookRead.model_validate(await BookService(session).update_book(book_id, data))
+
+
+@router.patch("/{book_id}/")
+async def update_book(
+    book_id: IdPath, data: BookPatch, _: StaffUser, session: SessionDep
+) -> BookRead:
+    """Change some of a book's details (staff)."""
+    return BookRead.model_validate(await BookService(session).update_book(book_id, data))
+
+
+@router.delete("/{book_id}/", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_book(book_id: IdPath, _: StaffUser, session: SessionDep) -> Response:
+    """Remove a book that has never been borrowed (staff)."""
+    await BookService(session).delete_book(book_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

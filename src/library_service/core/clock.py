@@ -1,0 +1,36 @@
+"""The library's clock: "now" in UTC and "today" as a library-local calendar date.
+
+Every date rule (loan length, lateness, the daily report) reads the time from here, so tests
+can freeze it, e.g. on either side of midnight or a DST change in the library's time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, tzinfo
+
+_frozen_at: datetime | None = None
+
+
+def now() -> datetime:
+    """The current instant, timezone-aware, in UTC."""
+    return _frozen_at if _frozen_at is not None else datetime.now(UTC)
+
+
+def today(tz: tzinfo) -> date:
+    """The calendar date at the library (`tz` is `LIBRARY_TIMEZONE`)."""
+    return now().astimezone(tz).date()
+
+
+@contextmanager
+def frozen(at: datetime) -> Iterator[None]:
+    """Stop the clock at `at` (must be timezone-aware) for the duration of the block."""
+    global _frozen_at
+    if at.tzinfo is None:
+        raise ValueError("freeze the clock with an aware datetime")
+    previous, _frozen_at = _frozen_at, at.astimezone(UTC)
+    try:
+        yield
+    finally:
+        _frozen_at = previous

@@ -1,0 +1,125 @@
+"""Settings from the environment or `.env` (see `.env.sample` for every variable)."""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from decimal import Decimal
+from functools import lru_cache
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production
+SANDBOX_STRIPE_KEY = "sk_test_sandbox"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    ENVIRONMENT: Literal["development", "test", "production"] = "development"
+    SECRET_KEY: str = DEFAULT_SECRET_KEY
+
+    # Empty means: start the embedded stand-in (local run only).
+    DATABASE_URL: str = ""
+    REDIS_URL: str = ""
+    DB_POOL_SIZE: int = Field(default=20, ge=1)
+    DB_MAX_OVERFLOW: int = Field(default=5, ge=0)
+    DB_POOL_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
+
+    ACCESS_MINUTES: int = Field(default=60, ge=1)
+    REFRESH_DAYS: int = Field(default=1, ge=1)
+    BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=31)
+    LOGIN_RATE_LIMIT: int = Field(default=10, ge=1)  # attempts per window, per IP and per email
+    LOGIN_RATE_WINDOW_SECONDS: int = Field(default=60, ge=1)
+
+    LIBRARY_TIMEZONE: str = "UTC"
+    MAX_BORROW_DAYS: int = Field(default=60, ge=1)
+    MAX_ACTIVE_BORROWINGS: int = Field(default=3, ge=1)
+    FINE_MULTIPLIER: Decimal = Field(default=Decimal("2"), gt=0)
+    OVERDUE_REPORT_TIME: time = time(9, 0)
+
+    STRIPE_SECRET_KEY: str = ""
+    STRIPE_WEBHOOK_SECRET: str = ""
+    STRIPE_API_BASE: str = "https://api.stripe.com"
+    STRIPE_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
+    # Public origin used in Stripe redirect URLs; empty means "the request's own base URL".
+    PUBLIC_BASE_URL: str = ""
+
+    TELEGRAM_BOT_TOKEN: str = ""
+    TELEGRAM_CHAT_ID: str = ""
+    TELEGRAM_API_BASE: str = "https://api.telegram.org"
+    TELEGRAM_TIMEOUT_SECONDS: float = Field(default=5, gt=0)
+    NOTIFY_MAX_ATTEMPTS: int = Field(default=8, ge=1)
+    NOTIFY_BACKOFF_SECONDS: float = Field(default=5, ge=0)
+
+    # Comma-separated list of origins allowed to call the API from a browser.
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = []
+    MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
+    LOG_JSON: bool | None = None  # default: JSON logs in production only
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("LIBRARY_TIMEZONE")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _production_safety(self) -> Settings:
+        if self.ENVIRONMENT != "production":
+            return self
+        if self.SECRET_KEY == DEFAULT_SECRET_KEY or len(self.SECRET_KEY) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"SECRET_KEY must be a random value of at least {MIN_SECRET_KEY_LENGTH} "
+                "characters in production; make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        missing = [
+            name
+            for name in ("DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(f"production needs {', '.join(missing)}")
+        return self
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.LIBRARY_TIMEZONE)
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENVIRONMENT == "production"
+
+    @property
+    def stripe_api_key(self) -> str:
+        return self.STRIPE_SECRET_KEY or SANDBOX_STRIPE_KEY
+
+    @property
+    def json_logs(self) -> bool:
+        return self.is_production if self.LOG_JSON is None else self.LOG_JSON
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings(**environment: str) -> Settings:
+    """Set environment variables (child processes inherit them) and re-read the settings."""
+    os.environ.update(environment)
+    get_settings.cache_clear()
+    return get_settings()

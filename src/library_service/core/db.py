@@ -1,0 +1,102 @@
+"""Engine, sessions and the unit of work.
+
+A request gets one session. Writes happen inside `unit_of_work`: it commits before the
+response is built (or rolls back on any error), and only after the commit hands the jobs
+the request deferred to the queue. Pure reads use a session on an autocommit connection,
+which saves the BEGIN/ROLLBACK round trips a read-only transaction would cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Row, Select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from library_service.core.config import Settings
+from library_service.core.jobs import enqueue_deferred_jobs
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
+
+# Rows and selects of any shape (SQLAlchemy types them by their columns).
+AnyRow = Row[*tuple[Any, ...]]
+AnySelect = Select[*tuple[Any, ...]]
+
+
+def async_database_url(url: str) -> str:
+    """Accept `postgresql://`/`postgres://` URLs too and use the asyncpg driver."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername in {"postgresql", "postgresql+psycopg2", "postgresql+psycopg"}:
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def connect(cls, url: str, settings: Settings, **engine_options: Any) -> Database:
+        options: dict[str, Any] = {
+            "pool_size": settings.DB_POOL_SIZE,
+            "max_overflow": settings.DB_MAX_OVERFLOW,
+            "pool_timeout": settings.DB_POOL_TIMEOUT_SECONDS,
+            # A restarted PostgreSQL must not cost the first request after it a 500.
+            "pool_pre_ping": True,
+            "pool_recycle": 1800,
+            "connect_args": {
+                "server_settings": {
+                    "application_name": "library-service",
+                    "timezone": "UTC",
+                },
+                "timeout": 5,
+                "command_timeout": 30,
+            },
+        }
+        options.update(engine_options)
+        engine = create_async_engine(async_database_url(url), **options)
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return cls(
+            engine=engine,
+            sessionmaker=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+            read_sessionmaker=async_sessionmaker(autocommit, expire_on_commit=False),
+        )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+@asynccontextmanager
+async def unit_of_work(db: Database, queue: ArqRedis | None) -> AsyncIterator[AsyncSession]:
+    """Commit on success, roll back on error, then enqueue the jobs the work deferred."""
+    async with db.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    await enqueue_deferred_jobs(queue, session)
+
+
+async def release_connection(session: AsyncSession) -> None:
+    """End a transaction that has only read, so its connection returns to the pool before
+    slow work that needs no database (bcrypt, a call to Stripe).
+
+    Loaded objects are expired afterwards: copy what is still needed into plain values first.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("release_connection() would discard pending writes")
+    await session.rollback()

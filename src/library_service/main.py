@@ -1,0 +1,146 @@
+"""The FastAPI application: routers, error handlers, middleware and the shared clients."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import text
+
+from library_service.books.router import router as books_router
+from library_service.borrowings.router import router as borrowings_router
+from library_service.core.config import Settings, get_settings
+from library_service.core.db import Database
+from library_service.core.errors import install_error_handlers
+from library_service.core.logging import configure_logging
+from library_service.core.middleware import ServiceMiddleware
+from library_service.core.queue import connect_queue
+from library_service.payments.router import router as payments_router
+from library_service.payments.stripe_client import StripeGateway
+from library_service.users.router import router as users_router
+
+DESCRIPTION = """
+Circulation API of the library: the catalogue, borrowings with their daily fees and fines,
+card payments through Stripe Checkout.
+
+Authenticate with **POST /api/users/token/**, then press **Authorize** and paste the `access`
+token. Errors answer `{"detail": "...", "code": "..."}`; malformed input answers 422.
+"""
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if not settings.DATABASE_URL:
+        raise RuntimeError(
+            "DATABASE_URL is not set: start the service with `library-service run` "
+            "(which starts an embedded database) or set DATABASE_URL."
+        )
+    app.state.db = Database.connect(settings.DATABASE_URL, settings)
+    app.state.queue = connect_queue(settings.REDIS_URL) if settings.REDIS_URL else None
+    app.state.stripe = StripeGateway(settings)
+    # Everything allocated so far lives as long as the process: keep it out of GC passes.
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        await app.state.stripe.close()
+        if app.state.queue is not None:
+            await app.state.queue.aclose()
+        await app.state.db.dispose()
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    if configure_logs:
+        configure_logging(json_logs=settings.json_logs)
+    app = FastAPI(
+        title="Library Service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    app.include_router(users_router)
+    app.include_router(books_router)
+    app.include_router(borrowings_router)
+    app.include_router(payments_router)
+    _add_service_routes(app)
+
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
+    return app
+
+
+def _add_service_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["service"])
+    async def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["service"], responses={503: {"description": "A dependency is down"}})
+    async def ready(request: Request) -> JSONResponse:
+        """The database and Redis answer."""
+        checks = {
+            "database": await _check(_ping_database(request.app.state.db)),
+            "redis": await _check(_ping_redis(request.app.state.queue)),
+        }
+        healthy = all(state in {"ok", "not configured"} for state in checks.values())
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", **checks},
+            status_code=200 if healthy else 503,
+        )
+
+    @app.get("/api/docs/", include_in_schema=False)
+    async def docs_alias() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Library Service - Swagger UI",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    @app.get("/api/schema/", include_in_schema=False)
+    async def schema_alias() -> dict[str, Any]:
+        return app.openapi()
+
+
+async def _ping_database(db: Database) -> str:
+    async with db.read_sessionmaker() as session:
+        await session.execute(text("SELECT 1"))
+    return "ok"
+
+
+async def _ping_redis(queue: Any) -> str:
+    if queue is None:
+        return "not configured"
+    await queue.ping()
+    return "ok"
+
+
+async def _check(probe: Any) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            result: str = await probe
+            return result
+    except Exception as exc:
+        return f"unavailable: {type(exc).__name__}"

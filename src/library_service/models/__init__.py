@@ -1,0 +1,24 @@
+"""Every table's model; importing this package registers them all (Alembic uses it)."""
+
+from library_service.models.base import Base
+from library_service.models.book import Book, Cover
+from library_service.models.borrowing import Borrowing
+from library_service.models.notification import Notification, NotificationStatus, OverdueReport
+from library_service.models.payment import Payment, PaymentStatus, PaymentType
+from library_service.models.stripe_event import StripeEvent
+from library_service.models.user import User
+
+__all__ = [
+    "Base",
+    "Book",
+    "Borrowing",
+    "Cover",
+    "Notification",
+    "NotificationStatus",
+    "OverdueReport",
+    "Payment",
+    "PaymentStatus",
+    "PaymentType",
+    "StripeEvent",
+    "User",
+]

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from library_service.models.base import Base
+
+if TYPE_CHECKING:
+    from library_service.models.borrowing import Borrowing
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+    EXPIRED = "EXPIRED"
+
+
+class PaymentType(enum.StrEnum):
+    PAYMENT = "PAYMENT"
+    FINE = "FINE"
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING', 'PAID', 'EXPIRED')", name="status_valid"),
+        CheckConstraint("type IN ('PAYMENT', 'FINE')", name="type_valid"),
+        CheckConstraint("money_to_pay > 0", name="money_to_pay_positive"),
+        Index("ix_payments_borrowing_id", "borrowing_id"),
+        # The expiry poll and the fine-session retry scan only unpaid payments.
+        Index("ix_payments_pending", "id", postgresql_where="status = 'PENDING'"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    status: Mapped[str] = mapped_column(
+        String(8), nullable=False, server_default=PaymentStatus.PENDING.value
+    )
+    type: Mapped[str] = mapped_column(String(8), nullable=False)
+    borrowing_id: Mapped[int] = mapped_column(
+        ForeignKey("borrowings.id", ondelete="RESTRICT"), nullable=False
+    )
+    session_url: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    session_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    money_to_pay: Mapped[Decimal] = mapped_column(Numeric(10, 2), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    borrowing: Mapped[Borrowing] = relationship(lazy="raise", back_populates="payments")

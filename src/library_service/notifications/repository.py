@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from library_service.core.db import AnyRow
+from library_service.models import (
+    Book,
+    Borrowing,
+    Notification,
+    NotificationStatus,
+    OverdueReport,
+    User,
+)
+
+PENDING = NotificationStatus.PENDING.value
+
+
+def _seconds(value: float) -> Any:
+    return func.make_interval(0, 0, 0, 0, 0, 0, value)
+
+
+class NotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, notification_id: int, *, lease_seconds: float) -> AnyRow | None:
+        """Take a pending message for sending, unless another sender holds it."""
+        statement = (
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.status == PENDING,
+                (Notification.locked_until.is_(None)) | (Notification.locked_until < func.now()),
+            )
+            .values(
+                attempts=Notification.attempts + 1,
+                locked_until=func.now() + _seconds(lease_seconds),
+            )
+            .returning(Notification.id, Notification.text, Notification.attempts)
+        )
+        return (await self.session.execute(statement)).first()
+
+    async def mark_sent(self, notification_id: int) -> None:
+        await self.session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(
+                status=NotificationStatus.SENT.value,
+                sent_at=func.now(),
+                locked_until=None,
+                last_error=None,
+            )
+        )
+
+    async def schedule_retry(self, notification_id: int, *, delay: float, error: str) -> None:
+        await self.session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(
+                next_attempt_at=func.now() + _seconds(delay), locked_until=None, last_error=error
+            )
+        )
+
+    async def mark_failed(self, notification_id: int, *, error: str) -> None:
+        await self.session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(status=NotificationStatus.FAILED.value, locked_until=None, last_error=error)
+        )
+
+    async def due_for_relay(self, *, limit: int) -> Sequence[int]:
+        """Pending messages whose delivery job may have been lost (Redis down, worker crash).
+
+        Rows are locked with SKIP LOCKED, so concurrent sweeps share the work.
+        """
+        statement = (
+            select(Notification.id)
+            .where(
+                Notification.status == PENDING,
+                Notification.next_attempt_at <= func.now(),
+                (Notification.locked_until.is_(None)) | (Notification.locked_until < func.now()),
+            )
+            .order_by(Notification.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def start_overdue_report(self, report_date: date) -> bool:
+        """Claim the report of `report_date`; False if it was already written."""
+        statement = (
+            pg_insert(OverdueReport)
+            .values(report_date=report_date, borrowings_count=0)
+            .on_conflict_do_nothing(index_elements=[OverdueReport.report_date])
+            .returning(OverdueReport.report_date)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def finish_overdue_report(self, report_date: date, count: int) -> None:
+        await self.session.execute(
+            update(OverdueReport)
+            .where(OverdueReport.report_date == report_date)
+            .values(borrowings_count=count)
+        )
+
+    async def borrowings_due_by(self, last_day: date) -> Sequence[AnyRow]:
+        statement = (
+            select(
+                Borrowing.id,
+                Borrowing.expected_return_date,
+                User.email,
+                Book.title,
+                Book.author,
+            )
+            .join(User, User.id == Borrowing.user_id)
+            .join(Book, Book.id == Borrowing.book_id)
+            .where(
+                Borrowing.actual_return_date.is_(None), Borrowing.expected_return_date <= last_day
+            )
+            .order_by(Borrowing.expected_return_date, Borrowing.id)
+        )
+        return (await self.session.execute(statement)).all()

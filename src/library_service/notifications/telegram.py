@@ -1,0 +1,80 @@
+"""Telegram Bot API client: sends the staff chat its messages (`sendMessage`)."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from library_service.core.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class TelegramError(Exception):
+    """Not delivered this time; `retry_after` (seconds) when Telegram asked for a pause."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class TelegramClient:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._http = httpx.AsyncClient(
+            base_url=settings.TELEGRAM_API_BASE, timeout=settings.TELEGRAM_TIMEOUT_SECONDS
+        )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.TELEGRAM_BOT_TOKEN and self.settings.TELEGRAM_CHAT_ID)
+
+    async def send_message(self, text: str) -> None:
+        if not self.configured:
+            # No bot configured (the local run): the console is the staff chat.
+            logger.info("Telegram not configured; staff message:\n%s", text)
+            return
+        try:
+            response = await self._http.post(
+                f"/bot{self.settings.TELEGRAM_BOT_TOKEN}/sendMessage",
+                json={
+                    "chat_id": self.settings.TELEGRAM_CHAT_ID,
+                    "text": text,
+                    "disable_web_page_preview": True,
+                },
+            )
+        except httpx.HTTPError as exc:
+            raise TelegramError(f"network error: {exc!r}") from exc
+        if response.status_code == 200:
+            return
+        description = _description(response)
+        if response.status_code == 429:
+            retry_after = _retry_after(response)
+            raise TelegramError(f"rate limited: {description}", retry_after=retry_after)
+        # 400 means this message can never be sent (e.g. chat not found, text too long).
+        raise TelegramError(
+            f"HTTP {response.status_code}: {description}", permanent=response.status_code == 400
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def _description(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("description", response.text))[:300]
+    except ValueError:
+        return response.text[:300]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        value = response.json()["parameters"]["retry_after"]
+    except (ValueError, KeyError, TypeError):
+        value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

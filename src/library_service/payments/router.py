@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from library_service.core.pagination import Page, PageDep, make_page
+from library_service.core.params import IdPath
+from library_service.models import PaymentStatus, PaymentType
+from library_service.payments.dependencies import (
+    CheckoutUrlsDep,
+    PaymentReaderDep,
+    PaymentServiceDep,
+)
+from library_service.payments.repository import PaymentFilters
+from library_service.payments.schemas import (
+    CheckoutCancelled,
+    PaymentOutcome,
+    PaymentRead,
+    WebhookReceipt,
+)
+from library_service.users.dependencies import CurrentUser
+
+router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+SessionIdQuery = Annotated[str, Query(min_length=1, max_length=255, description="Stripe's id.")]
+
+
+@router.get("/")
+async def list_payments(
+    request: Request,
+    user: CurrentUser,
+    service: PaymentReaderDep,
+    page: PageDep,
+    user_id: Annotated[
+        int | None, Query(ge=1, description="Staff only; ignored for members.")
+    ] = None,
+    status: PaymentStatus | None = None,
+    type: PaymentType | None = None,
+) -> Page[PaymentRead]:
+    """Your payments (staff: everyone's, optionally one user's), newest first."""
+    filters = PaymentFilters(
+        user_id=user_id,
+        status=status.value if status else None,
+        type=type.value if type else None,
+    )
+    payments, count = await service.list_payments(user, filters, page)
+    return make_page(request, page, count, [PaymentRead.model_validate(p) for p in payments])
+
+
+@router.get("/success/")
+async def payment_success(session_id: SessionIdQuery, service: PaymentServiceDep) -> PaymentOutcome:
+    """Stripe's redirect after checkout: confirms with Stripe and marks the payment PAID."""
+    payment = await service.confirm_paid(session_id)
+    return PaymentOutcome(
+        detail="Payment received, thank you!", payment=PaymentRead.model_validate(payment)
+    )
+
+
+@router.get("/cancel/")
+async def payment_cancel(
+    session_id: SessionIdQuery, service: PaymentReaderDep
+) -> CheckoutCancelled:
+    """Stripe's redirect when the payer backs out: the session stays payable for a while."""
+    payment = await service.describe_cancel(session_id)
+    return CheckoutCancelled(
+        detail=(
+            "Payment was not completed. You can pay later with the same link while its "
+            "checkout session is open (24 hours from its creation); after that, renew the "
+            "payment to get a new link."
+        ),
+        payment=PaymentRead.model_validate(payment),
+        expires_at=payment.session_expires_at,
+    )
+
+
+@router.post("/webhook/", responses={400: {"description": "Bad signature"}})
+async def stripe_webhook(request: Request, service: PaymentServiceDep) -> WebhookReceipt:
+    """Stripe's signed event notifications (Checkout Session completed/expired)."""
+    payload = await request.body()
+    handled = await service.handle_webhook(payload, request.headers.get("stripe-signature"))
+    return WebhookReceipt(handled=handled)
+
+
+@router.get("/{payment_id}/")
+async def read_payment(
+    payment_id: IdPath, user: CurrentUser, service: PaymentReaderDep
+) -> PaymentRead:
+    """One of your payments (staff: any)."""
+    return PaymentRead.model_validate(await service.get_payment(payment_id, user))
+
+
+@router.post("/{payment_id}/renew/")
+async def renew_payment(
+    payment_id: IdPath, user: CurrentUser, service: PaymentServiceDep, urls: CheckoutUrlsDep
+) -> PaymentRead:
+    """A new checkout session for an expired payment (or one that has none yet)."""
+    return PaymentRead.model_validate(await service.renew(payment_id, user, urls))

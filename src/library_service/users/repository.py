@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from library_service.models import User
+
+
+@dataclass(frozen=True, slots=True)
+class AuthUser:
+    """Who is making the request: the few columns authorization needs, not an ORM object."""
+
+    id: int
+    email: str
+    is_staff: bool
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        statement = select(User).where(User.id == user_id)
+        if for_update:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        result = await self.session.execute(statement)
+        return result.scalar_one_or_none()
+
+    async def get_by_email(self, email: str) -> User | None:
+        statement = select(User).where(func.lower(User.email) == email.lower())
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def email_taken(self, email: str, *, except_user_id: int | None = None) -> bool:
+        statement = select(User.id).where(func.lower(User.email) == email.lower())
+        if except_user_id is not None:
+            statement = statement.where(User.id != except_user_id)
+        return (await self.session.execute(statement.limit(1))).first() is not None
+
+    async def get_active_auth_user(self, user_id: int) -> AuthUser | None:
+        statement = select(User.id, User.email, User.is_staff).where(
+            User.id == user_id, User.is_active.is_(True)
+        )
+        row = (await self.session.execute(statement)).first()
+        return AuthUser(id=row.id, email=row.email, is_staff=row.is_staff) if row else None
+
+    async def lock(self, user_id: int) -> None:
+        """Serialize a user's concurrent borrowings (loan limit, unpaid fines)."""
+        await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        await self.session.flush()
+        return user

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from library_service.core.dependencies import SessionDep, SettingsDep
+from library_service.users.dependencies import CurrentUser
+from library_service.users.schemas import (
+    AccessToken,
+    RefreshRequest,
+    TokenPair,
+    TokenRequest,
+    UserCreate,
+    UserPatch,
+    UserRead,
+    UserUpdate,
+)
+from library_service.users.service import UserService
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+def get_user_service(session: SessionDep, settings: SettingsDep) -> UserService:
+    return UserService(session, settings=settings)
+
+
+UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED)
+async def register(data: UserCreate, service: UserServiceDep) -> UserRead:
+    """Register a member account."""
+    return UserRead.model_validate(await service.register(data))
+
+
+@router.post("/token/")
+async def obtain_tokens(data: TokenRequest, service: UserServiceDep) -> TokenPair:
+    """Exchange email and password for an access and a refresh token."""
+    return await service.obtain_tokens(data.email, data.password)
+
+
+@router.post("/token/refresh/")
+async def refresh_access_token(data: RefreshRequest, service: UserServiceDep) -> AccessToken:
+    """Exchange a refresh token for a new access token."""
+    return await service.refresh_access(data.refresh)
+
+
+@router.get("/me/")
+async def read_profile(user: CurrentUser, service: UserServiceDep) -> UserRead:
+    """Your own profile."""
+    return UserRead.model_validate(await service.get_profile(user.id))
+
+
+@router.put("/me/")
+async def replace_profile(data: UserUpdate, user: CurrentUser, service: UserServiceDep) -> UserRead:
+    """Update your email, names and (optionally) password."""
+    return UserRead.model_validate(await service.update_profile(user.id, data))
+
+
+@router.patch("/me/")
+async def update_profile(data: UserPatch, user: CurrentUser, service: UserServiceDep) -> UserRead:
+    """Change some of your profile fields."""
+    return UserRead.model_validate(await service.update_profile(user.id, data))

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+MIN_PASSWORD_BYTES = 8
+MAX_PASSWORD_BYTES = 72  # bcrypt uses only the first 72 bytes; longer would be silently cut
+
+
+def _check_password(value: str) -> str:
+    size = len(value.encode())
+    if size < MIN_PASSWORD_BYTES:
+        raise ValueError(f"password must be at least {MIN_PASSWORD_BYTES} bytes long")
+    if size > MAX_PASSWORD_BYTES:
+        raise ValueError(f"password must be at most {MAX_PASSWORD_BYTES} bytes long (UTF-8)")
+    if "\x00" in value:
+        raise ValueError("password must not contain NUL characters")
+    if not value.strip():
+        raise ValueError("password must not be only whitespace")
+    return value
+
+
+def _normalize_email(value: str) -> str:
+    return value.lower()
+
+
+Password = Annotated[
+    str,
+    Field(description="8 to 72 bytes (UTF-8).", examples=["correct-horse-battery"]),
+    AfterValidator(_check_password),
+]
+Email = Annotated[
+    EmailStr,
+    Field(max_length=254, examples=["reader@example.com"]),
+    AfterValidator(_normalize_email),
+]
+Name = Annotated[str, Field(max_length=150)]
+
+
+class UserCreate(BaseModel):
+    email: Email
+    password: Password
+    first_name: Name = ""
+    last_name: Name = ""
+
+
+class UserUpdate(BaseModel):
+    """Full update (PUT): email and names; the password only when given."""
+
+    email: Email
+    first_name: Name = ""
+    last_name: Name = ""
+    password: Password | None = None
+
+
+class UserPatch(BaseModel):
+    """Partial update (PATCH): only the fields sent change."""
+
+    email: Email | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    password: Password | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> UserPatch:
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may be left out but not set to null")
+        return self
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    is_staff: bool
+    date_joined: datetime
+
+
+class TokenRequest(BaseModel):
+    email: Annotated[str, Field(max_length=254)]
+    password: Annotated[str, Field(max_length=1024)]
+
+
+class TokenPair(BaseModel):
+    access: str
+    refresh: str
+
+
+class RefreshRequest(BaseModel):
+    refresh: Annotated[str, Field(max_length=4096)]
+
+
+class AccessToken(BaseModel):
+    access: str

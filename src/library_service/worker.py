@@ -1,0 +1,80 @@
+"""arq worker: staff notifications, the daily overdue report and the Stripe polls.
+
+Start it with `library-service worker`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import cron, func
+
+from library_service.core.config import Settings
+from library_service.core.db import Database
+from library_service.core.queue import redis_settings
+from library_service.notifications.tasks import (
+    deliver_notification,
+    relay_notifications,
+    send_overdue_report,
+)
+from library_service.notifications.telegram import TelegramClient
+from library_service.payments.stripe_client import StripeGateway
+from library_service.payments.tasks import (
+    attach_missing_session,
+    attach_missing_sessions,
+    poll_expired_sessions,
+)
+
+logger = logging.getLogger(__name__)
+
+FUNCTIONS = [
+    # Retries are counted in the notification row (NOTIFY_MAX_ATTEMPTS), not by arq; no
+    # result is kept, so the sweep may queue the same job id again later.
+    func(deliver_notification, max_tries=1000, keep_result=0),
+    func(attach_missing_session, max_tries=3, keep_result=0),
+]
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    ctx["db"] = Database.connect(settings.DATABASE_URL, settings)
+    ctx["stripe"] = StripeGateway(settings)
+    ctx["telegram"] = TelegramClient(settings)
+    if not ctx["telegram"].configured:
+        logger.info("TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID unset: staff messages go to this log")
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["telegram"].close()
+    await ctx["stripe"].close()
+    await ctx["db"].dispose()
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `arq.Worker`: functions, cron jobs, connections."""
+    report_at = settings.OVERDUE_REPORT_TIME
+    return {
+        "functions": FUNCTIONS,
+        "cron_jobs": [
+            cron(relay_notifications, second=30, unique=True),
+            cron(poll_expired_sessions, second=0, unique=True),
+            cron(attach_missing_sessions, second=15, unique=True),
+            # Also at startup: a worker that was down at report time still sends today's
+            # report (the job skips it before the report time and once it was sent).
+            cron(
+                send_overdue_report,
+                hour=report_at.hour,
+                minute=report_at.minute,
+                second=report_at.second,
+                run_at_startup=True,
+                unique=True,
+            ),
+        ],
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "ctx": {"settings": settings},
+        "redis_settings": redis_settings(settings.REDIS_URL),
+        "timezone": settings.timezone,
+        "job_timeout": 120,
+    }

@@ -1,0 +1,190 @@
+"""Fixtures: a real PostgreSQL (fresh database, migrated with Alembic) and a real Redis.
+
+With `TEST_DATABASE_URL` / `TEST_REDIS_URL` unset, embedded servers are started under
+`.data/`. Stripe and Telegram are faked at the HTTP boundary (respx), so the real SDK and
+client code runs and nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from library_service.core.config import Settings
+from library_service.core.db import Database, async_database_url
+from library_service.core.security import create_token
+from library_service.dev.embedded import (
+    DATA_DIR,
+    EmbeddedRedis,
+    create_database,
+    start_postgres,
+    with_database,
+)
+from library_service.dev.fake_stripe import SandboxStripe
+from library_service.main import create_app
+from library_service.models import Base, Book, User
+
+ROOT = Path(__file__).resolve().parent.parent
+STRIPE_BASE = "https://stripe.test"
+SANDBOX_PAGES = "https://checkout.stripe.test"
+TELEGRAM_BASE = "https://telegram.test"
+WEBHOOK_SECRET = "whsec_test_secret"
+TEST_DATABASE = "library_test"
+
+
+@pytest.fixture(scope="session")
+def database_url_for_tests() -> str:
+    """A fresh, migrated database on TEST_DATABASE_URL's server or the embedded one."""
+    server_url = os.environ.get("TEST_DATABASE_URL") or start_postgres(DATA_DIR / "postgres-test")
+    server_url = async_database_url(server_url)
+    asyncio.run(
+        create_database(with_database(server_url, "postgres"), TEST_DATABASE, drop_existing=True)
+    )
+    url = with_database(server_url, TEST_DATABASE)
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url_for_tests() -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(DATA_DIR / "redis-test").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url_for_tests: str, redis_url_for_tests: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        ENVIRONMENT="test",
+        SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
+        DATABASE_URL=database_url_for_tests,
+        REDIS_URL=redis_url_for_tests,
+        BCRYPT_ROUNDS=4,
+        STRIPE_SECRET_KEY="sk_test_suite",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_API_BASE=STRIPE_BASE,
+        STRIPE_TIMEOUT_SECONDS=2,
+        TELEGRAM_API_BASE=TELEGRAM_BASE,
+        TELEGRAM_BOT_TOKEN="123:test-token",
+        TELEGRAM_CHAT_ID="-100123",
+        NOTIFY_BACKOFF_SECONDS=0,
+        LIBRARY_TIMEZONE="UTC",
+    )
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> SandboxStripe:
+    return SandboxStripe(public_url=SANDBOX_PAGES, webhook_secret=WEBHOOK_SECRET)
+
+
+@pytest.fixture
+def stripe_mock(sandbox: SandboxStripe) -> Iterator[respx.MockRouter]:
+    """Route the SDK's HTTP calls to the sandbox; any other outbound HTTP fails the test."""
+    sandbox.sessions.clear()
+    sandbox.requests.clear()
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
+        router.route(host="stripe.test", name="stripe").mock(
+            side_effect=respx.ASGIHandler(sandbox.app)
+        )
+        router.route(host="checkout.stripe.test", name="checkout").mock(
+            side_effect=respx.ASGIHandler(sandbox.app)
+        )
+        yield router
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings, configure_logs=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def db(app: Any) -> Database:
+    database: Database = app.state.db
+    return database
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables(db: Database) -> None:
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    async with db.engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def client(app: Any, stripe_mock: respx.MockRouter) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+_emails = itertools.count(1)
+
+
+class Factory:
+    """Rows made straight in the database, for arranging a test's starting state."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def user(self, *, is_staff: bool = False, is_active: bool = True, **fields: Any) -> User:
+        from library_service.core.security import hash_password
+
+        password = fields.pop("password", "password123")
+        email = fields.pop("email", f"user{next(_emails)}@example.com")
+        async with self.db.sessionmaker() as session, session.begin():
+            user = User(
+                email=email,
+                hashed_password=await hash_password(password, self.settings),
+                is_staff=is_staff,
+                is_active=is_active,
+                **fields,
+            )
+            session.add(user)
+        return user
+
+    async def book(self, **fields: Any) -> Book:
+        values: dict[str, Any] = {
+            "title": "Pride and Prejudice",
+            "author": "Jane Austen",
+            "cover": "SOFT",
+            "inventory": 5,
+            "daily_fee": Decimal("1.50"),
+        }
+        values.update(fields)
+        async with self.db.sessionmaker() as session, session.begin():
+            book = Book(**values)
+            session.add(book)
+        return book
+
+    def auth(self, user: User) -> dict[str, str]:
+        return {"Authorization": f"Bearer {create_token(user.id, 'access', self.settings)}"}
+
+
+@pytest.fixture
+def factory(db: Database, settings: Settings) -> Factory:
+    return Factory(db, settings)
