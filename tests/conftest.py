@@ -29,6 +29,7 @@ from library_service.dev.embedded import (
     DATA_DIR,
     EmbeddedRedis,
     create_database,
+    drop_database,
     start_postgres,
     with_database,
 )
@@ -41,7 +42,8 @@ STRIPE_BASE = "https://stripe.test"
 SANDBOX_PAGES = "https://checkout.stripe.test"
 TELEGRAM_BASE = "https://telegram.test"
 WEBHOOK_SECRET = "whsec_test_secret"
-TEST_DATABASE = "library_test"
+# One database per run, so runs side by side do not collide; dropped when the run ends.
+TEST_DATABASE = f"library_test_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +140,13 @@ async def clean_tables(db: Database) -> None:
 async def client(app: Any, stripe_mock: respx.MockRouter) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def browser(stripe_mock: respx.MockRouter) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for the sandbox's hosted checkout pages (served through respx)."""
+    async with httpx.AsyncClient() as http:
         yield http
 
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +45,23 @@ def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
-async def create_database(admin_url: str, database: str, *, drop_existing: bool = False) -> bool:
-    """Create `database` if missing (or afresh); True if it was created."""
+async def _admin_connection(admin_url: str) -> Any:
     import asyncpg  # type: ignore[import-untyped]
     from sqlalchemy.engine import make_url
 
     url = make_url(admin_url)
-    connection = await asyncpg.connect(
+    return await asyncpg.connect(
         user=url.username,
         password=url.password,
         host=url.query.get("host") or url.host,
         port=int(url.query.get("port") or url.port or 5432),  # type: ignore[arg-type]
         database=url.database or "postgres",
     )
+
+
+async def create_database(admin_url: str, database: str, *, drop_existing: bool = False) -> bool:
+    """Create `database` if missing (or afresh); True if it was created."""
+    connection = await _admin_connection(admin_url)
     try:
         if drop_existing:
             await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -65,6 +70,14 @@ async def create_database(admin_url: str, database: str, *, drop_existing: bool 
             return False
         await connection.execute(f'CREATE DATABASE "{database}"')
         return True
+    finally:
+        await connection.close()
+
+
+async def drop_database(admin_url: str, database: str) -> None:
+    connection = await _admin_connection(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         await connection.close()
 

@@ -195,13 +195,13 @@ class PaymentService:
                 "The Stripe-Signature header does not match the payload.",
                 code="invalid_signature",
             ) from exc
-        if not await self.payments.record_event(event["id"], event["type"]):
+        if not await self.payments.record_event(event.id, event.type):
             return False  # seen before: Stripe delivers at least once
-        data_object: Any = event["data"]["object"]
-        if event["type"] in PAID_EVENTS and data_object.get("payment_status") == "paid":
-            return await self._fulfil(data_object["id"])
-        if event["type"] == EXPIRED_EVENT:
-            return await self.payments.mark_expired(data_object["id"]) is not None
+        data_object: Any = event.data.object
+        if event.type in PAID_EVENTS and getattr(data_object, "payment_status", None) == "paid":
+            return await self._fulfil(data_object.id)
+        if event.type == EXPIRED_EVENT:
+            return await self.payments.mark_expired(data_object.id) is not None
         return False
 
     async def _fulfil(self, session_id: str) -> bool:

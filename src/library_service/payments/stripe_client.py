@@ -40,11 +40,11 @@ class CheckoutSession:
     @classmethod
     def from_stripe(cls, session: Any) -> CheckoutSession:
         return cls(
-            id=session["id"],
-            url=session.get("url"),
-            status=session["status"],
-            payment_status=session["payment_status"],
-            expires_at=datetime.fromtimestamp(session["expires_at"], UTC),
+            id=session.id,
+            url=session.url,
+            status=session.status,
+            payment_status=session.payment_status,
+            expires_at=datetime.fromtimestamp(session.expires_at, UTC),
         )
 
 
