@@ -104,8 +104,7 @@ def sandbox() -> SandboxStripe:
 @pytest.fixture
 def stripe_mock(sandbox: SandboxStripe) -> Iterator[respx.MockRouter]:
     """Route the SDK's HTTP calls to the sandbox; any other outbound HTTP fails the test."""
-    sandbox.sessions.clear()
-    sandbox.requests.clear()
+    sandbox.reset()
     with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
         router.route(host="stripe.test", name="stripe").mock(
             side_effect=respx.ASGIHandler(sandbox.app)

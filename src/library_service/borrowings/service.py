@@ -101,7 +101,7 @@ class BorrowingService:
         payment_id = await self.payments.reserve_id()
         await release_connection(self.session)
         try:
-            checkout = await self.payments.open_checkout(payment_id, item, urls, purpose="initial")
+            checkout = await self.payments.open_checkout(payment_id, item, urls)
         except StripeUnavailableError as exc:
             raise PaymentProviderUnavailableError from exc
 
@@ -233,9 +233,7 @@ class BorrowingService:
             )
             await release_connection(self.session)
             try:
-                checkout = await self.payments.open_checkout(
-                    fine_payment_id, item, urls, purpose="initial"
-                )
+                checkout = await self.payments.open_checkout(fine_payment_id, item, urls)
             except StripeUnavailableError:
                 logger.warning("fine %s recorded without a checkout session", fine_payment_id)
 

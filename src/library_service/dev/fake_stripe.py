@@ -98,6 +98,11 @@ class SandboxStripe:
 
     # -- state changes, also callable directly by tests ------------------------------------
 
+    def reset(self) -> None:
+        self.sessions.clear()
+        self.requests.clear()
+        self._idempotent.clear()
+
     def mark_paid(self, session_id: str) -> dict[str, Any]:
         session = self.sessions[session_id]
         session.update(status="complete", payment_status="paid", url=None)

@@ -94,11 +94,16 @@ class PaymentService:
         return await self.payments.has_unpaid_fines(user_id)
 
     async def open_checkout(
-        self, payment_id: int, item: CheckoutItem, urls: CheckoutUrls, *, purpose: str
+        self,
+        payment_id: int,
+        item: CheckoutItem,
+        urls: CheckoutUrls,
+        *,
+        idempotency_key: str | None = None,
     ) -> CheckoutSession:
         """Create a Checkout Session; call it with no row lock held. Raises
-        StripeUnavailableError. `purpose` makes the idempotency key: the same purpose for the
-        same payment never creates two sessions."""
+        StripeUnavailableError. Without `idempotency_key`, a fresh one is made: two calls
+        then mean two sessions."""
         return await self.stripe.create_checkout_session(
             payment_id=payment_id,
             amount=item.amount,
@@ -106,7 +111,7 @@ class PaymentService:
             description=item.description,
             success_url=urls.success_url,
             cancel_url=urls.cancel_url,
-            idempotency_key=f"payment-{payment_id}-{purpose}",
+            idempotency_key=idempotency_key or f"payment-{payment_id}-{secrets.token_hex(12)}",
         )
 
     async def abandon_checkout(self, checkout: CheckoutSession | None) -> None:
@@ -246,9 +251,7 @@ class PaymentService:
                         "This payment's checkout session is still open; pay it at its session_url.",
                         code="payment_not_expired",
                     )
-            checkout = await self.open_checkout(
-                payment_id, item, urls, purpose=f"renew-{secrets.token_hex(8)}"
-            )
+            checkout = await self.open_checkout(payment_id, item, urls)
         except StripeUnavailableError as exc:
             raise PaymentProviderUnavailableError from exc
         attached = await self.payments.attach_session(
@@ -272,9 +275,11 @@ class PaymentService:
         payment = await self.payments.get(payment_id)
         if payment is None or payment.status != PaymentStatus.PENDING or payment.session_id:
             return False
+        # Stable per payment row: concurrent runs of this job get one and the same session.
+        key = f"payment-{payment_id}-{payment.created_at.timestamp():.0f}-attach"
         item = await self._checkout_item(payment_id)
         await release_connection(self.session)
-        checkout = await self.open_checkout(payment_id, item, urls, purpose="attach")
+        checkout = await self.open_checkout(payment_id, item, urls, idempotency_key=key)
         attached = await self.payments.attach_session(
             payment_id,
             session_id=checkout.id,
