@@ -77,4 +77,6 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "redis_settings": redis_settings(settings.REDIS_URL),
         "timezone": settings.timezone,
         "job_timeout": 120,
+        # Graceful shutdown: on SIGTERM stop taking jobs, let running ones finish (30 s).
+        "job_completion_wait": 30,
     }

@@ -18,7 +18,8 @@ MIN_SECRET_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Empty values count as unset, so a copied .env.sample changes nothing.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     ENVIRONMENT: Literal["development", "test", "production"] = "development"
     SECRET_KEY: str = DEFAULT_SECRET_KEY

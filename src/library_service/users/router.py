@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 
-from library_service.core.dependencies import SessionDep, SettingsDep
+from library_service.core.dependencies import SessionDep, SettingsDep, get_queue
+from library_service.core.ratelimit import LoginThrottle
 from library_service.users.dependencies import CurrentUser
 from library_service.users.schemas import (
     AccessToken,
@@ -21,8 +22,13 @@ from library_service.users.service import UserService
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
-def get_user_service(session: SessionDep, settings: SettingsDep) -> UserService:
-    return UserService(session, settings=settings)
+def get_user_service(request: Request, session: SessionDep, settings: SettingsDep) -> UserService:
+    throttle = LoginThrottle(
+        get_queue(request),
+        limit=settings.LOGIN_RATE_LIMIT,
+        window_seconds=settings.LOGIN_RATE_WINDOW_SECONDS,
+    )
+    return UserService(session, settings=settings, throttle=throttle)
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
@@ -34,10 +40,11 @@ async def register(data: UserCreate, service: UserServiceDep) -> UserRead:
     return UserRead.model_validate(await service.register(data))
 
 
-@router.post("/token/")
-async def obtain_tokens(data: TokenRequest, service: UserServiceDep) -> TokenPair:
+@router.post("/token/", responses={429: {"description": "Too many failed attempts"}})
+async def obtain_tokens(request: Request, data: TokenRequest, service: UserServiceDep) -> TokenPair:
     """Exchange email and password for an access and a refresh token."""
-    return await service.obtain_tokens(data.email, data.password)
+    client_ip = request.client.host if request.client else "unknown"
+    return await service.obtain_tokens(data.email, data.password, client_ip=client_ip)
 
 
 @router.post("/token/refresh/")

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from library_service.core.config import Settings
 from library_service.core.db import release_connection
 from library_service.core.errors import AppError, AuthenticationError, NotFoundError
+from library_service.core.ratelimit import LoginThrottle
 from library_service.core.security import (
     InvalidTokenError,
     create_token,
@@ -32,9 +33,12 @@ class EmailTakenError(AppError):
 
 
 class UserService:
-    def __init__(self, session: AsyncSession, *, settings: Settings) -> None:
+    def __init__(
+        self, session: AsyncSession, *, settings: Settings, throttle: LoginThrottle | None = None
+    ) -> None:
         self.session = session
         self.settings = settings
+        self.throttle = throttle or LoginThrottle(None, limit=0, window_seconds=0)
         self.users = UserRepository(session)
 
     async def register(self, data: UserCreate, *, is_staff: bool = False) -> User:
@@ -53,7 +57,9 @@ class UserService:
         except IntegrityError as exc:  # a concurrent registration won the unique index
             raise EmailTakenError from exc
 
-    async def obtain_tokens(self, email: str, password: str) -> TokenPair:
+    async def obtain_tokens(self, email: str, password: str, *, client_ip: str) -> TokenPair:
+        throttle_keys = self.throttle.keys(client_ip, email)
+        await self.throttle.check(throttle_keys)
         user = await self.users.get_by_email(email)
         user_id: int | None = None
         hashed: str | None = None
@@ -61,6 +67,7 @@ class UserService:
             user_id, hashed = user.id, user.hashed_password
         await release_connection(self.session)  # bcrypt is slow; hold no connection meanwhile
         if not await verify_password(password, hashed, self.settings) or user_id is None:
+            await self.throttle.record_failure(throttle_keys)
             raise AuthenticationError(
                 "No active account found with the given credentials.", code="invalid_credentials"
             )
