@@ -8,19 +8,24 @@ from library_service.books.repository import BookFilters
 from library_service.books.schemas import BookCreate, BookOrdering, BookPatch, BookRead
 from library_service.books.service import BookService
 from library_service.core.dependencies import ReadSessionDep, SessionDep
+from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.core.params import IdPath
+from library_service.core.params import CleanStr, IdPath
 from library_service.users.dependencies import StaffUser
 
-router = APIRouter(prefix="/api/books", tags=["books"])
+router = APIRouter(
+    prefix="/api/books", tags=["books"], responses=error_responses(400, 401, 403, 404, 413)
+)
 
 
 def book_filters(
     search: Annotated[
-        str | None, Query(max_length=100, description="In title, author or ISBN; any case.")
+        CleanStr | None, Query(max_length=100, description="In title, author or ISBN; any case.")
     ] = None,
-    title: Annotated[str | None, Query(max_length=100, description="Title contains.")] = None,
-    author: Annotated[str | None, Query(max_length=100, description="Author contains.")] = None,
+    title: Annotated[CleanStr | None, Query(max_length=100, description="Title contains.")] = None,
+    author: Annotated[
+        CleanStr | None, Query(max_length=100, description="Author contains.")
+    ] = None,
     available: Annotated[
         bool | None, Query(description="true: copies on the shelf; false: none left.")
     ] = None,

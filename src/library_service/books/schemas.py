@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from library_service.core.money import Money
+from library_service.core.params import InputModel
 from library_service.models import Cover
 
 
@@ -51,7 +52,7 @@ Year = Annotated[int, Field(ge=1, examples=[1813]), AfterValidator(_not_in_futur
 Description = Annotated[str, Field(max_length=5000)]
 
 
-class BookCreate(BaseModel):
+class BookCreate(InputModel):
     title: Title
     author: Author
     cover: Cover
@@ -62,7 +63,7 @@ class BookCreate(BaseModel):
     description: Description | None = None
 
 
-class BookPatch(BaseModel):
+class BookPatch(InputModel):
     title: Title | None = None
     author: Author | None = None
     cover: Cover | None = None

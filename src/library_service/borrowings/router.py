@@ -14,8 +14,9 @@ from library_service.borrowings.schemas import (
 from library_service.borrowings.service import BorrowingService
 from library_service.core.db import AnyRow
 from library_service.core.dependencies import ReadSessionDep, SessionDep, SettingsDep
+from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.core.params import IdPath
+from library_service.core.params import IdPath, UserIdFilter
 from library_service.payments.dependencies import (
     CheckoutUrlsDep,
     PaymentReaderDep,
@@ -23,7 +24,11 @@ from library_service.payments.dependencies import (
 )
 from library_service.users.dependencies import CurrentUser
 
-router = APIRouter(prefix="/api/borrowings", tags=["borrowings"])
+router = APIRouter(
+    prefix="/api/borrowings",
+    tags=["borrowings"],
+    responses=error_responses(400, 401, 404, 409, 413),
+)
 
 
 def get_borrowing_service(
@@ -68,9 +73,7 @@ async def list_borrowings(
     service: BorrowingReaderDep,
     page: PageDep,
     is_active: Annotated[bool | None, Query(description="true: not yet returned.")] = None,
-    user_id: Annotated[
-        int | None, Query(ge=1, description="Staff only; ignored for members.")
-    ] = None,
+    user_id: UserIdFilter = None,
 ) -> Page[BorrowingRead]:
     """Your borrowings (staff: everyone's, optionally one user's), newest first."""
     rows, count = await service.list_borrowings(

@@ -6,12 +6,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from library_service.books.schemas import BookRead
 from library_service.core.money import Money
-from library_service.core.params import MAX_ID
+from library_service.core.params import MAX_ID, InputModel
 from library_service.models import Cover
 from library_service.payments.schemas import PaymentRead
 
 
-class BorrowingCreate(BaseModel):
+class BorrowingCreate(InputModel):
     book: int = Field(ge=1, le=MAX_ID, description="The book's id.")
     expected_return_date: date = Field(
         description="After today, and at most MAX_BORROW_DAYS (60) ahead."

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -80,6 +82,33 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "request_too_large",
 }
+
+
+class ErrorResponse(BaseModel):
+    """Every refused request: a sentence for people and a code for programs."""
+
+    detail: str
+    code: str
+
+
+_DESCRIPTIONS = {
+    400: "A rule was broken (see `code`)",
+    401: "Not authenticated, or the token is invalid",
+    403: "Staff only",
+    404: "Not found (or not yours)",
+    409: "Changed meanwhile; retry",
+    413: "Request body too large",
+    429: "Too many attempts",
+    503: "A dependency (database, payment provider) is unavailable; retry",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the error answers a router gives."""
+    return {
+        status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        for status in (*statuses, 503)
+    }
 
 
 def error_body(detail: str, code: str) -> dict[str, str]:

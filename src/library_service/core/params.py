@@ -2,8 +2,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, field_validator
 
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers; larger values could never match
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+UserIdFilter = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="Staff only; ignored for members.")
+]
+
+
+def _reject_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it up front with a 422 instead of a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+CleanStr = Annotated[str, AfterValidator(_reject_nul)]
+
+
+class InputModel(BaseModel):
+    """Base of every request body: no string field may carry a NUL character."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _reject_nul(value) if isinstance(value, str) else value

@@ -7,8 +7,9 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from sqlalchemy import func, select
@@ -49,10 +50,14 @@ def start_stand_ins(stack: ExitStack, settings: Settings, *, api_port: int) -> S
     return settings
 
 
-def serve_in_thread(asgi_app: Any, port: int, *, name: str) -> Any:
+def serve_in_thread(
+    asgi_app: Any, port: int, *, name: str, lifespan: Literal["on", "off"] = "off"
+) -> Callable[[], None]:
     """Serve an ASGI app on loopback from a thread; returns the function that stops it."""
     server = uvicorn.Server(
-        uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+        )
     )
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()

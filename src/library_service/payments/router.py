@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.core.params import IdPath
+from library_service.core.params import CleanStr, IdPath, UserIdFilter
 from library_service.models import PaymentStatus, PaymentType
 from library_service.payments.dependencies import (
     CheckoutUrlsDep,
@@ -21,9 +22,13 @@ from library_service.payments.schemas import (
 )
 from library_service.users.dependencies import CurrentUser
 
-router = APIRouter(prefix="/api/payments", tags=["payments"])
+router = APIRouter(
+    prefix="/api/payments", tags=["payments"], responses=error_responses(400, 401, 404, 409, 413)
+)
 
-SessionIdQuery = Annotated[str, Query(min_length=1, max_length=255, description="Stripe's id.")]
+SessionIdQuery = Annotated[
+    CleanStr, Query(min_length=1, max_length=255, description="Stripe's id.")
+]
 
 
 @router.get("/")
@@ -32,9 +37,7 @@ async def list_payments(
     user: CurrentUser,
     service: PaymentReaderDep,
     page: PageDep,
-    user_id: Annotated[
-        int | None, Query(ge=1, description="Staff only; ignored for members.")
-    ] = None,
+    user_id: UserIdFilter = None,
     status: PaymentStatus | None = None,
     type: PaymentType | None = None,
 ) -> Page[PaymentRead]:

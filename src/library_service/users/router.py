@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from library_service.core.dependencies import SessionDep, SettingsDep, get_queue
+from library_service.core.errors import error_responses
 from library_service.core.ratelimit import LoginThrottle
 from library_service.users.dependencies import CurrentUser
 from library_service.users.schemas import (
@@ -19,7 +20,9 @@ from library_service.users.schemas import (
 )
 from library_service.users.service import UserService
 
-router = APIRouter(prefix="/api/users", tags=["users"])
+router = APIRouter(
+    prefix="/api/users", tags=["users"], responses=error_responses(400, 401, 413, 429)
+)
 
 
 def get_user_service(request: Request, session: SessionDep, settings: SettingsDep) -> UserService:

@@ -5,6 +5,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from library_service.core.params import InputModel
+
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt uses only the first 72 bytes; longer would be silently cut
 
@@ -39,14 +41,14 @@ Email = Annotated[
 Name = Annotated[str, Field(max_length=150)]
 
 
-class UserCreate(BaseModel):
+class UserCreate(InputModel):
     email: Email
     password: Password
     first_name: Name = ""
     last_name: Name = ""
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(InputModel):
     """Full update (PUT): email and names; the password only when given."""
 
     email: Email
@@ -55,7 +57,7 @@ class UserUpdate(BaseModel):
     password: Password | None = None
 
 
-class UserPatch(BaseModel):
+class UserPatch(InputModel):
     """Partial update (PATCH): only the fields sent change."""
 
     email: Email | None = None
@@ -82,7 +84,7 @@ class UserRead(BaseModel):
     date_joined: datetime
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(InputModel):
     email: Annotated[str, Field(max_length=254)]
     password: Annotated[str, Field(max_length=1024)]
 
@@ -92,7 +94,7 @@ class TokenPair(BaseModel):
     refresh: str
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(InputModel):
     refresh: Annotated[str, Field(max_length=4096)]
 
 
