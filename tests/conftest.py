@@ -47,19 +47,19 @@ TEST_DATABASE = f"library_test_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
-def database_url_for_tests() -> str:
-    """A fresh, migrated database on TEST_DATABASE_URL's server or the embedded one."""
+def database_url_for_tests() -> Iterator[str]:
+    """A fresh database on TEST_DATABASE_URL's server (or the embedded one), migrated with
+    Alembic, so the migrations themselves are under test. Dropped when the run ends."""
     server_url = os.environ.get("TEST_DATABASE_URL") or start_postgres(DATA_DIR / "postgres-test")
-    server_url = async_database_url(server_url)
-    asyncio.run(
-        create_database(with_database(server_url, "postgres"), TEST_DATABASE, drop_existing=True)
-    )
-    url = with_database(server_url, TEST_DATABASE)
+    admin_url = with_database(async_database_url(server_url), "postgres")
+    asyncio.run(create_database(admin_url, TEST_DATABASE, drop_existing=True))
+    url = with_database(admin_url, TEST_DATABASE)
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = url
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")
-    return url
+    yield url
+    asyncio.run(drop_database(admin_url, TEST_DATABASE))
 
 
 @pytest.fixture(scope="session")

@@ -52,13 +52,11 @@ class BookFilters:
 
     def apply(self, statement: AnySelect) -> AnySelect:
         if self.search:
-            statement = statement.where(
-                or_(
-                    _contains(Book.title, self.search),
-                    _contains(Book.author, self.search),
-                    _contains(Book.isbn, self.search.replace("-", "")),
-                )
-            )
+            conditions = [_contains(Book.title, self.search), _contains(Book.author, self.search)]
+            isbn_digits = self.search.replace("-", "").replace(" ", "")
+            if isbn_digits:  # ISBNs are stored bare: "978-0-14" finds 9780141…
+                conditions.append(_contains(Book.isbn, isbn_digits))
+            statement = statement.where(or_(*conditions))
         if self.title:
             statement = statement.where(_contains(Book.title, self.title))
         if self.author:

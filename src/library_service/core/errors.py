@@ -124,6 +124,22 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # A body that is not even UTF-8 is malformed JSON: answer like FastAPI does for that.
+        return JSONResponse(
+            {
+                "detail": [
+                    {
+                        "type": "json_invalid",
+                        "loc": ["body"],
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": "request body is not valid UTF-8"},
+                    }
+                ]
+            },
+            status_code=422,
+        )
     code = _HTTP_CODES.get(exc.status_code, "error")
     return JSONResponse(
         error_body(str(exc.detail), code),

@@ -6,6 +6,7 @@ import contextvars
 import json
 import uuid
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -36,25 +37,14 @@ class ServiceMiddleware:
             scope = dict(scope, path=path + "/", raw_path=scope.get("raw_path", b"") + b"/")
 
         request_id = ""
+        declared_size = 0
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
-            elif name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                await _too_large(send, self.max_body_bytes)
-                return
+            elif name == b"content-length" and value.isdigit():
+                declared_size = int(value)
         request_id = request_id or uuid.uuid4().hex
         token = request_id_var.set(request_id)
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLargeError
-            return message
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -64,22 +54,42 @@ class ServiceMiddleware:
                 message = dict(message, headers=headers)
             await send(message)
 
+        received = 0
+
+        async def limited_receive() -> Message:
+            # Bodies sent without Content-Length (chunked) are counted as they arrive.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLargeError(self.max_body_bytes)
+            return message
+
         try:
+            if declared_size > self.max_body_bytes:
+                await _too_large(send_with_headers, self.max_body_bytes)
+                return
             await self.app(scope, limited_receive, send_with_headers)
-        except BodyTooLargeError:
-            await _too_large(send, self.max_body_bytes)
+        except BodyTooLargeError:  # raised outside FastAPI's request parsing
+            await _too_large(send_with_headers, self.max_body_bytes)
         finally:
             request_id_var.reset(token)
 
 
-class BodyTooLargeError(Exception):
-    pass
+class BodyTooLargeError(HTTPException):
+    """An HTTPException, so FastAPI's body parsing lets it through as a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=_too_large_message(limit))
+
+
+def _too_large_message(limit: int) -> str:
+    return f"Request body is larger than {limit} bytes."
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"detail": f"Request body is larger than {limit} bytes.", "code": "request_too_large"}
-    ).encode()
+    body = json.dumps({"detail": _too_large_message(limit), "code": "request_too_large"}).encode()
     await send(
         {
             "type": "http.response.start",
