@@ -21,6 +21,7 @@ PRODUCTION = {
     "REDIS_URL": "redis://redis:6379/0",
     "STRIPE_SECRET_KEY": "sk_live_123",
     "STRIPE_WEBHOOK_SECRET": "whsec_123",
+    "PUBLIC_BASE_URL": "https://library.example.com",
 }
 
 
@@ -39,7 +40,8 @@ def test_production_refuses_a_default_or_short_secret(secret):
 
 
 @pytest.mark.parametrize(
-    "missing", ["DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"]
+    "missing",
+    ["DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "PUBLIC_BASE_URL"],
 )
 def test_production_refuses_to_run_on_stand_ins(missing):
     with pytest.raises(ValidationError, match=missing):

@@ -90,7 +90,14 @@ class Settings(BaseSettings):
             )
         missing = [
             name
-            for name in ("DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+            for name in (
+                "DATABASE_URL",
+                "REDIS_URL",
+                "STRIPE_SECRET_KEY",
+                "STRIPE_WEBHOOK_SECRET",
+                # Stripe's redirects for sessions the worker creates (fines recorded offline).
+                "PUBLIC_BASE_URL",
+            )
             if not getattr(self, name)
         ]
         if missing:

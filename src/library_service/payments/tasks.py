@@ -56,6 +56,7 @@ async def attach_missing_sessions(ctx: dict[str, Any]) -> int:
 
 async def attach_missing_session(ctx: dict[str, Any], payment_id: int) -> bool:
     """Job: one payment's first session. Safe to run twice (same idempotency key)."""
+    # Production requires PUBLIC_BASE_URL; the local run serves on the default port.
     urls = CheckoutUrls.for_base(ctx["settings"].PUBLIC_BASE_URL or "http://127.0.0.1:8000")
     async with unit_of_work(ctx["db"], ctx["redis"]) as session:
         attached = await _service(session, ctx).attach_missing_session(payment_id, urls)
