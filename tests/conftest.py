@@ -129,10 +129,12 @@ async def db(app: Any) -> Database:
 
 
 @pytest.fixture(autouse=True)
-async def clean_tables(db: Database) -> None:
+async def clean_state(app: Any, db: Database) -> None:
+    """Every test starts from empty tables and an empty Redis (queue, login throttle)."""
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     async with db.engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await app.state.queue.flushdb()
 
 
 @pytest.fixture
