@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -50,8 +51,6 @@ class RestartablePostgres:
 @pytest.fixture(scope="module")
 def outage_postgres() -> RestartablePostgres:
     postgres = RestartablePostgres()
-    import asyncio
-
     asyncio.run(create_database(postgres.url, "library_fault", drop_existing=True))
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = with_database(postgres.url, "library_fault")
@@ -156,3 +155,17 @@ async def test_redis_down_keeps_borrowing_and_returning(app, client, factory, db
             text("SELECT count(*) FROM notifications WHERE status = 'PENDING'")
         )
     assert pending == 2
+
+
+async def test_quiet_postgres_restart_costs_no_request(fault_app, fault_client, outage_postgres):
+    """A restart nobody noticed: pooled connections are dead, yet the next requests succeed
+    (dead connections are dropped at checkout)."""
+    factory = Factory(fault_app.state.db, fault_app.state.settings)
+    await factory.book(title="Still here")
+    responses = [fault_client.get("/api/books/") for _ in range(5)]
+    assert {r.status_code for r in await asyncio.gather(*responses)} == {200}
+    outage_postgres.stop()
+    outage_postgres.start()
+    await asyncio.sleep(0.2)  # let the event loop read the servers' goodbyes (EOF)
+    again = await asyncio.gather(*[fault_client.get("/api/books/") for _ in range(5)])
+    assert [r.status_code for r in again] == [200] * 5

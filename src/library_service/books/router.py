@@ -18,7 +18,7 @@ router = APIRouter(
 )
 
 
-def book_filters(
+async def book_filters(
     search: Annotated[
         CleanStr | None, Query(max_length=100, description="In title, author or ISBN; any case.")
     ] = None,

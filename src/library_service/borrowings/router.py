@@ -31,13 +31,13 @@ router = APIRouter(
 )
 
 
-def get_borrowing_service(
+async def get_borrowing_service(
     session: SessionDep, settings: SettingsDep, payments: PaymentServiceDep
 ) -> BorrowingService:
     return BorrowingService(session, settings=settings, payments=payments)
 
 
-def get_borrowing_reader(
+async def get_borrowing_reader(
     session: ReadSessionDep, settings: SettingsDep, payments: PaymentReaderDep
 ) -> BorrowingService:
     """The service on an autocommit session, for endpoints that only read."""

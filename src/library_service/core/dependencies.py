@@ -1,4 +1,7 @@
-"""Request-scoped dependencies shared by every domain: settings, sessions, the job queue."""
+"""Request-scoped dependencies shared by every domain: settings, sessions, the job queue.
+
+Dependencies are `async def` even when they only read app state: FastAPI runs plain `def`
+dependencies in its thread pool, which costs a thread hop on every request."""
 
 from __future__ import annotations
 
@@ -15,30 +18,31 @@ if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_queue(request: Request) -> ArqRedis | None:
+async def get_queue(request: Request) -> ArqRedis | None:
     queue: ArqRedis | None = request.app.state.queue
     return queue
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed before the response is sent."""
-    async with unit_of_work(get_database(request), get_queue(request)) as session:
+    async with unit_of_work(request.app.state.db, request.app.state.queue) as session:
         yield session
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for pure reads: autocommit, so no BEGIN/ROLLBACK round trips."""
-    async with get_database(request).read_sessionmaker() as session:
+    db: Database = request.app.state.db
+    async with db.read_sessionmaker() as session:
         yield session
 
 

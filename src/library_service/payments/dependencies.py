@@ -9,12 +9,12 @@ from library_service.payments.service import CheckoutUrls, PaymentService
 from library_service.payments.stripe_client import StripeGateway
 
 
-def get_stripe(request: Request) -> StripeGateway:
+async def get_stripe(request: Request) -> StripeGateway:
     gateway: StripeGateway = request.app.state.stripe
     return gateway
 
 
-def get_payment_service(
+async def get_payment_service(
     session: SessionDep,
     settings: SettingsDep,
     stripe: Annotated[StripeGateway, Depends(get_stripe)],
@@ -22,7 +22,7 @@ def get_payment_service(
     return PaymentService(session, settings=settings, stripe=stripe)
 
 
-def get_payment_reader(
+async def get_payment_reader(
     session: ReadSessionDep,
     settings: SettingsDep,
     stripe: Annotated[StripeGateway, Depends(get_stripe)],
@@ -31,7 +31,7 @@ def get_payment_reader(
     return PaymentService(session, settings=settings, stripe=stripe)
 
 
-def get_checkout_urls(request: Request, settings: SettingsDep) -> CheckoutUrls:
+async def get_checkout_urls(request: Request, settings: SettingsDep) -> CheckoutUrls:
     """Stripe's redirects come back to PUBLIC_BASE_URL, or to the origin of this request."""
     return CheckoutUrls.for_base(settings.PUBLIC_BASE_URL or str(request.base_url))
 

@@ -55,7 +55,7 @@ async def get_current_user(
     return user
 
 
-def require_staff(user: Annotated[AuthUser, Depends(get_current_user)]) -> AuthUser:
+async def require_staff(user: Annotated[AuthUser, Depends(get_current_user)]) -> AuthUser:
     if not user.is_staff:
         raise PermissionDeniedError("Only library staff may do this.")
     return user

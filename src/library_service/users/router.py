@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
 
@@ -25,9 +25,11 @@ router = APIRouter(
 )
 
 
-def get_user_service(request: Request, session: SessionDep, settings: SettingsDep) -> UserService:
+async def get_user_service(
+    session: SessionDep, settings: SettingsDep, queue: Annotated[Any, Depends(get_queue)]
+) -> UserService:
     throttle = LoginThrottle(
-        get_queue(request),
+        queue,
         limit=settings.LOGIN_RATE_LIMIT,
         window_seconds=settings.LOGIN_RATE_WINDOW_SECONDS,
     )
