@@ -85,6 +85,7 @@ class SandboxStripe:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, params)
         self._idempotent: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._webhook_client: httpx.AsyncClient | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/checkout/sessions", self._create, methods=["POST"]),
@@ -314,14 +315,15 @@ class SandboxStripe:
     async def _deliver(self, event_type: str, session: dict[str, Any]) -> None:
         if not (self.webhook_url and self.webhook_secret):
             return
+        if self._webhook_client is None:  # one keep-alive client, made on the serving loop
+            self._webhook_client = httpx.AsyncClient(timeout=5)
         payload, header = self.signed_event(event_type, session)
         try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                response = await client.post(
-                    self.webhook_url,
-                    content=payload,
-                    headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-                )
+            response = await self._webhook_client.post(
+                self.webhook_url,
+                content=payload,
+                headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+            )
             logger.info("sandbox webhook %s -> %s", event_type, response.status_code)
         except httpx.HTTPError as exc:  # Stripe would retry; the success redirect fulfils too
             logger.warning("sandbox webhook %s failed: %r", event_type, exc)
