@@ -9,7 +9,13 @@ from sqlalchemy.orm import selectinload
 
 from library_service.core.db import AnyRow
 from library_service.core.pagination import PageParams
-from library_service.models import Book, Borrowing
+from library_service.models import Book, Borrowing, Payment, PaymentStatus, PaymentType, User
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowerStanding:
+    active_borrowings: int
+    has_unpaid_fine: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +95,47 @@ class BorrowingRepository:
             return rows, 0
         return rows, int(await self.session.scalar(count_statement.where(*conditions)) or 0)
 
-    async def count_active(self, user_id: int) -> int:
-        statement = select(func.count()).where(
-            Borrowing.user_id == user_id, Borrowing.actual_return_date.is_(None)
+    async def lock_borrower(self, user_id: int) -> None:
+        """Serialize one member's concurrent borrowings (loan limit, unpaid fines)."""
+        await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+    async def borrower_standing(self, user_id: int) -> BorrowerStanding:
+        """The member's active loans and whether a fine is unpaid, in one round trip.
+
+        After `lock_borrower`, call this in a statement of its own: a statement sees the
+        data as of its start, so counting in the locking statement itself would miss what
+        the transaction it waited for had just committed.
+        """
+        active = (
+            select(func.count())
+            .where(Borrowing.user_id == user_id, Borrowing.actual_return_date.is_(None))
+            .scalar_subquery()
         )
-        return int(await self.session.scalar(statement) or 0)
+        unpaid_fine = (
+            select(Payment.id)
+            .join(Borrowing, Borrowing.id == Payment.borrowing_id)
+            .where(
+                Borrowing.user_id == user_id,
+                Payment.type == PaymentType.FINE.value,
+                Payment.status.in_([PaymentStatus.PENDING.value, PaymentStatus.EXPIRED.value]),
+            )
+            .exists()
+        )
+        row = (await self.session.execute(select(active, unpaid_fine))).one()
+        return BorrowerStanding(active_borrowings=row[0], has_unpaid_fine=row[1])
+
+    async def lock_for_return(self, borrowing_id: int) -> tuple[Borrowing, str] | None:
+        """Lock a borrowing (with its payments loaded) and read its member's email."""
+        statement = (
+            select(Borrowing, User.email)
+            .join(User, User.id == Borrowing.user_id)
+            .where(Borrowing.id == borrowing_id)
+            .options(selectinload(Borrowing.payments))
+            .with_for_update(of=Borrowing)
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(statement)).first()
+        return (row[0], row[1]) if row else None
 
     async def add(self, borrowing: Borrowing) -> Borrowing:
         self.session.add(borrowing)

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from library_service.books.repository import BookRepository
 from library_service.borrowings.repository import BorrowingFilters, BorrowingRepository
@@ -27,7 +28,7 @@ from library_service.payments.service import (
     PaymentService,
 )
 from library_service.payments.stripe_client import CheckoutSession, StripeUnavailableError
-from library_service.users.repository import AuthUser, UserRepository
+from library_service.users.repository import AuthUser
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ class BorrowingService:
         self.payments = payments
         self.borrowings = BorrowingRepository(session)
         self.books = BookRepository(session)
-        self.users = UserRepository(session)
         self.notifications = NotificationService(session)
 
     # -- reading ------------------------------------------------------------------------
@@ -133,12 +133,12 @@ class BorrowingService:
         checkout: CheckoutSession,
     ) -> Borrowing:
         # Lock order everywhere: user, then borrowing, then book.
-        await self.users.lock(user.id)
+        await self.borrowings.lock_borrower(user.id)
+        await self._check_borrower(user.id)
         book = await self.books.get(data.book, for_update=True)
         if book is None:
             raise AppError("There is no book with this id.", code="book_not_found")
         self._check_in_stock(book)
-        await self._check_borrower(user.id)
         if book.daily_fee != daily_fee:
             raise ConflictError(
                 "The book's daily fee changed while you were borrowing it; please try again.",
@@ -153,13 +153,16 @@ class BorrowingService:
                 user_id=user.id,
             )
         )
-        await self.payments.add_payment(
+        payment = await self.payments.add_payment(
             payment_id=payment_id,
             borrowing_id=borrowing.id,
             payment_type=PaymentType.PAYMENT,
             amount=amount,
             checkout=checkout,
         )
+        # The answer's book and payments are at hand: no need to read them back.
+        set_committed_value(borrowing, "book", book)
+        set_committed_value(borrowing, "payments", [payment])
         await self.notifications.record(
             "borrowing_created",
             messages.borrowing_created(
@@ -172,7 +175,7 @@ class BorrowingService:
                 fee=amount,
             ),
         )
-        return await self._reload(borrowing.id)
+        return borrowing
 
     def _check_return_date(self, expected: date, today: date) -> None:
         if expected <= today:
@@ -191,13 +194,14 @@ class BorrowingService:
             raise AppError("No copy of this book is available right now.", code="book_unavailable")
 
     async def _check_borrower(self, user_id: int) -> None:
-        if await self.payments.has_unpaid_fines(user_id):
+        standing = await self.borrowings.borrower_standing(user_id)
+        if standing.has_unpaid_fine:
             raise AppError(
                 "You have an unpaid fine; pay it (or renew its payment) before borrowing again.",
                 code="unpaid_fines",
             )
         limit = self.settings.MAX_ACTIVE_BORROWINGS
-        if await self.borrowings.count_active(user_id) >= limit:
+        if standing.active_borrowings >= limit:
             raise AppError(
                 f"You already have {limit} active borrowings, the most allowed; "
                 "return one before borrowing again.",
@@ -259,23 +263,26 @@ class BorrowingService:
         fine_payment_id: int | None,
         checkout: CheckoutSession | None,
     ) -> Borrowing:
-        borrowing = await self.borrowings.get(borrowing_id, for_update=True)
-        if borrowing is None:
+        locked = await self.borrowings.lock_for_return(borrowing_id)
+        if locked is None:
             raise BorrowingNotFoundError
+        borrowing, email = locked
         self._check_active(borrowing)  # a concurrent return got here first
         borrowing.actual_return_date = max(today, borrowing.borrow_date)
         book = await self.books.get(borrowing.book_id, for_update=True)
         assert book is not None  # books with borrowings cannot be deleted
         book.inventory += 1
-        await self.session.flush()
+        payments = list(borrowing.payments)
 
         if fine is not None and fine_payment_id is not None:
-            await self.payments.add_payment(
-                payment_id=fine_payment_id,
-                borrowing_id=borrowing.id,
-                payment_type=PaymentType.FINE,
-                amount=fine,
-                checkout=checkout,
+            payments.append(
+                await self.payments.add_payment(
+                    payment_id=fine_payment_id,
+                    borrowing_id=borrowing.id,
+                    payment_type=PaymentType.FINE,
+                    amount=fine,
+                    checkout=checkout,
+                )
             )
             if checkout is None:
                 defer_job(
@@ -284,13 +291,11 @@ class BorrowingService:
                     fine_payment_id,
                     job_id=f"attach-session:{fine_payment_id}",
                 )
-        borrower = await self.users.get(borrowing.user_id)
-        assert borrower is not None
         await self.notifications.record(
             "borrowing_returned",
             messages.borrowing_returned(
                 borrowing_id=borrowing.id,
-                email=borrower.email,
+                email=email,
                 title=book.title,
                 author=book.author,
                 expected_return_date=borrowing.expected_return_date,
@@ -298,7 +303,10 @@ class BorrowingService:
                 fine=fine,
             ),
         )
-        return await self._reload(borrowing.id)
+        # The answer's book and payments are at hand: no need to read them back.
+        set_committed_value(borrowing, "book", book)
+        set_committed_value(borrowing, "payments", payments)
+        return borrowing
 
     @staticmethod
     def _check_active(borrowing: Borrowing) -> None:
@@ -310,8 +318,3 @@ class BorrowingService:
         if late_days <= 0:
             return None
         return chargeable(late_days * borrowing.book.daily_fee * self.settings.FINE_MULTIPLIER)
-
-    async def _reload(self, borrowing_id: int) -> Borrowing:
-        borrowing = await self.borrowings.get(borrowing_id, with_book=True, with_payments=True)
-        assert borrowing is not None
-        return borrowing

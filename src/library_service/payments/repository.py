@@ -76,19 +76,6 @@ class PaymentRepository:
         await self.session.flush()
         return payment
 
-    async def has_unpaid_fines(self, user_id: int) -> bool:
-        statement = (
-            select(Payment.id)
-            .join(Borrowing)
-            .where(
-                Borrowing.user_id == user_id,
-                Payment.type == "FINE",
-                Payment.status.in_([PENDING, PaymentStatus.EXPIRED.value]),
-            )
-            .limit(1)
-        )
-        return (await self.session.execute(statement)).first() is not None
-
     async def mark_paid(self, session_id: str) -> int | None:
         """PAID once: the id if this call changed it, None if it was already paid or unknown."""
         statement = (

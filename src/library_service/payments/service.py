@@ -90,9 +90,6 @@ class PaymentService:
     async def reserve_id(self) -> int:
         return await self.payments.reserve_id()
 
-    async def has_unpaid_fines(self, user_id: int) -> bool:
-        return await self.payments.has_unpaid_fines(user_id)
-
     async def open_checkout(
         self,
         payment_id: int,

@@ -45,10 +45,6 @@ class UserRepository:
         row = (await self.session.execute(statement)).first()
         return AuthUser(id=row.id, email=row.email, is_staff=row.is_staff) if row else None
 
-    async def lock(self, user_id: int) -> None:
-        """Serialize a user's concurrent borrowings (loan limit, unpaid fines)."""
-        await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
-
     async def add(self, user: User) -> User:
         self.session.add(user)
         await self.session.flush()
