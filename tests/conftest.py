@@ -92,6 +92,7 @@ def settings(database_url_for_tests: str, redis_url_for_tests: str) -> Settings:
         TELEGRAM_BOT_TOKEN="123:test-token",
         TELEGRAM_CHAT_ID="-100123",
         NOTIFY_BACKOFF_SECONDS=0,
+        BOOK_COUNT_CACHE_SECONDS=0,  # tests change the catalogue behind the API's back
         LIBRARY_TIMEZONE="UTC",
     )
 

@@ -38,7 +38,8 @@ FUNCTIONS = [
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    ctx["db"] = Database.connect(settings.DATABASE_URL, settings)
+    # Jobs run at most `max_jobs` (10) at a time: a small pool is enough.
+    ctx["db"] = Database.connect(settings.DATABASE_URL, settings, pool_size=10)
     ctx["stripe"] = StripeGateway(settings)
     ctx["telegram"] = TelegramClient(settings)
     if not ctx["telegram"].configured:
@@ -77,6 +78,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "redis_settings": redis_settings(settings.REDIS_URL),
         "timezone": settings.timezone,
         "job_timeout": 120,
+        "max_jobs": 10,
         # Graceful shutdown: on SIGTERM stop taking jobs, let running ones finish (30 s).
         "job_completion_wait": 30,
     }

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +52,10 @@ class BookFilters:
     available: bool | None = None
     ordering: str = "id"
 
+    @property
+    def count_key(self) -> tuple[Any, ...]:
+        return (self.search, self.title, self.author, self.available)
+
     def apply(self, statement: AnySelect) -> AnySelect:
         if self.search:
             conditions = [_contains(Book.title, self.search), _contains(Book.author, self.search)]
@@ -68,6 +74,33 @@ class BookFilters:
         return statement
 
 
+class _TotalsCache:
+    """Recent totals per filter set, in this process; bounded, least recently used first out."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, int]] = OrderedDict()
+        self._size = size
+
+    def get(self, key: tuple[Any, ...], ttl: float) -> int | None:
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > ttl:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: tuple[Any, ...], total: int) -> None:
+        self._entries[key] = (time.monotonic(), total)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_totals = _TotalsCache()
+
+
 class BookRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -78,22 +111,33 @@ class BookRepository:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def list(self, filters: BookFilters, page: PageParams) -> tuple[Sequence[AnyRow], int]:
-        """One page of rows and the total, in one round trip (window count)."""
+    async def list(
+        self, filters: BookFilters, page: PageParams, *, count_ttl: float = 0
+    ) -> tuple[Sequence[AnyRow], int]:
+        """One page of rows and the total number of matches.
+
+        The total comes from a per-process cache for `count_ttl` seconds: counting means
+        visiting every matching row (on a large catalogue far more work than the page
+        itself, which an index serves in order), and a catalogue's size barely moves.
+        """
         statement = (
-            filters.apply(select(*BOOK_COLUMNS, func.count().over().label("total")))
+            filters.apply(select(*BOOK_COLUMNS))
             .order_by(*_ORDERINGS[filters.ordering])
             .limit(page.limit)
             .offset(page.offset)
         )
         rows = (await self.session.execute(statement)).all()
-        if rows:
-            return rows, rows[0].total
-        if page.offset == 0:
-            return rows, 0
-        # Past the last page: the window saw no rows, so count separately.
-        total = await self.session.scalar(filters.apply(select(func.count()).select_from(Book)))
-        return rows, total or 0
+        total = _totals.get(filters.count_key, count_ttl)
+        if total is None:
+            counting = filters.apply(select(func.count()).select_from(Book))
+            total = int(await self.session.scalar(counting) or 0)
+            _totals.put(filters.count_key, total)
+        return rows, total
+
+    @staticmethod
+    def forget_totals() -> None:
+        """After a change to the catalogue, this process counts afresh."""
+        _totals.clear()
 
     async def isbn_taken(self, isbn: str, *, except_book_id: int | None = None) -> bool:
         statement = select(Book.id).where(Book.isbn == isbn)

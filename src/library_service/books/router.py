@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from library_service.books.repository import BookFilters
 from library_service.books.schemas import BookCreate, BookOrdering, BookPatch, BookRead
 from library_service.books.service import BookService
-from library_service.core.dependencies import ReadSessionDep, SessionDep
+from library_service.core.dependencies import ReadSessionDep, SessionDep, SettingsDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath
@@ -36,48 +36,61 @@ async def book_filters(
     )
 
 
+async def get_book_service(session: SessionDep, settings: SettingsDep) -> BookService:
+    return BookService(session, settings=settings)
+
+
+async def get_book_reader(session: ReadSessionDep, settings: SettingsDep) -> BookService:
+    """The service on an autocommit session, for endpoints that only read."""
+    return BookService(session, settings=settings)
+
+
+BookServiceDep = Annotated[BookService, Depends(get_book_service)]
+BookReaderDep = Annotated[BookService, Depends(get_book_reader)]
+
+
 @router.get("/")
 async def list_books(
     request: Request,
-    session: ReadSessionDep,
+    service: BookReaderDep,
     filters: Annotated[BookFilters, Depends(book_filters)],
     page: PageDep,
 ) -> Page[BookRead]:
     """The catalogue, filtered and ordered."""
-    rows, count = await BookService(session).list_books(filters, page)
+    rows, count = await service.list_books(filters, page)
     return make_page(request, page, count, [BookRead.model_validate(row) for row in rows])
 
 
 @router.get("/{book_id}/")
-async def read_book(book_id: IdPath, session: ReadSessionDep) -> BookRead:
+async def read_book(book_id: IdPath, service: BookReaderDep) -> BookRead:
     """One book."""
-    return BookRead.model_validate(await BookService(session).get_book(book_id))
+    return BookRead.model_validate(await service.get_book(book_id))
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED)
-async def create_book(data: BookCreate, _: StaffUser, session: SessionDep) -> BookRead:
+async def create_book(data: BookCreate, _: StaffUser, service: BookServiceDep) -> BookRead:
     """Add a book to the catalogue (staff)."""
-    return BookRead.model_validate(await BookService(session).create_book(data))
+    return BookRead.model_validate(await service.create_book(data))
 
 
 @router.put("/{book_id}/")
 async def replace_book(
-    book_id: IdPath, data: BookCreate, _: StaffUser, session: SessionDep
+    book_id: IdPath, data: BookCreate, _: StaffUser, service: BookServiceDep
 ) -> BookRead:
     """Replace a book's details (staff)."""
-    return BookRead.model_validate(await BookService(session).update_book(book_id, data))
+    return BookRead.model_validate(await service.update_book(book_id, data))
 
 
 @router.patch("/{book_id}/")
 async def update_book(
-    book_id: IdPath, data: BookPatch, _: StaffUser, session: SessionDep
+    book_id: IdPath, data: BookPatch, _: StaffUser, service: BookServiceDep
 ) -> BookRead:
     """Change some of a book's details (staff)."""
-    return BookRead.model_validate(await BookService(session).update_book(book_id, data))
+    return BookRead.model_validate(await service.update_book(book_id, data))
 
 
 @router.delete("/{book_id}/", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_book(book_id: IdPath, _: StaffUser, session: SessionDep) -> Response:
+async def delete_book(book_id: IdPath, _: StaffUser, service: BookServiceDep) -> Response:
     """Remove a book that has never been borrowed (staff)."""
-    await BookService(session).delete_book(book_id)
+    await service.delete_book(book_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.books.repository import BookFilters, BookRepository
 from library_service.books.schemas import BookCreate, BookPatch
+from library_service.core.config import Settings
 from library_service.core.db import AnyRow
 from library_service.core.errors import AppError, NotFoundError
 from library_service.core.pagination import PageParams
@@ -26,14 +27,17 @@ class IsbnTakenError(AppError):
 
 
 class BookService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, settings: Settings) -> None:
         self.session = session
+        self.settings = settings
         self.books = BookRepository(session)
 
     async def list_books(
         self, filters: BookFilters, page: PageParams
     ) -> tuple[Sequence[AnyRow], int]:
-        return await self.books.list(filters, page)
+        return await self.books.list(
+            filters, page, count_ttl=self.settings.BOOK_COUNT_CACHE_SECONDS
+        )
 
     async def get_book(self, book_id: int) -> Book:
         book = await self.books.get(book_id)
@@ -45,9 +49,11 @@ class BookService:
         if data.isbn is not None and await self.books.isbn_taken(data.isbn):
             raise IsbnTakenError
         try:
-            return await self.books.add(Book(**data.model_dump()))
+            book = await self.books.add(Book(**data.model_dump()))
         except IntegrityError as exc:  # a concurrent create took the ISBN
             raise IsbnTakenError from exc
+        self.books.forget_totals()
+        return book
 
     async def update_book(self, book_id: int, data: BookCreate | BookPatch) -> Book:
         # Inventory is only ever changed under the book's row lock (see borrowings).
@@ -64,6 +70,7 @@ class BookService:
             await self.session.flush()
         except IntegrityError as exc:
             raise IsbnTakenError from exc
+        self.books.forget_totals()
         return book
 
     async def delete_book(self, book_id: int) -> None:
@@ -83,3 +90,4 @@ class BookService:
                 code="book_has_history",
             )
         await self.books.delete(book)
+        self.books.forget_totals()
