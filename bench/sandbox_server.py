@@ -1,6 +1,6 @@
 """The sandbox Stripe in its own process (one process: its sessions live in memory).
 
-    python bench/sandbox_server.py --port 9000 --webhook-url http://127.0.0.1:8000/api/payments/webhook/
+python bench/sandbox_server.py --port 9000 --webhook-url http://127.0.0.1:8000/api/payments/webhook/
 """
 
 from __future__ import annotations

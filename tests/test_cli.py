@@ -34,7 +34,7 @@ async def create_admin(runner: CliRunner, email: str, password: str):
 
 
 async def query(db, statement):
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         return (await session.execute(statement)).all()
 
 

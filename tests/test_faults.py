@@ -150,7 +150,7 @@ async def test_redis_down_keeps_borrowing_and_returning(app, client, factory, db
     # The messages wait in the outbox for the relay.
     from sqlalchemy import text
 
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         pending = await session.scalar(
             text("SELECT count(*) FROM notifications WHERE status = 'PENDING'")
         )

@@ -65,7 +65,7 @@ def sent_texts(route) -> list[str]:
 
 
 async def notifications(db) -> list[Notification]:
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         return list((await session.scalars(select(Notification).order_by(Notification.id))).all())
 
 
@@ -176,7 +176,7 @@ async def test_rate_limit_honours_retry_after(ctx, settings, telegram, db):
 
     [row] = await notifications(db)
     assert row.status == "PENDING" and row.attempts == 1
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         wait = await session.scalar(
             text("SELECT extract(epoch FROM next_attempt_at - now()) FROM notifications")
         )
@@ -403,7 +403,7 @@ async def test_overdue_report_uses_the_library_date_around_midnight(
     texts = [n.text for n in await notifications(db)]
     assert "Overdue by 1 day" in texts[0] and "Kokoro" in texts[0]
     assert "Due tomorrow" in texts[1] and "Botchan" in texts[1]
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         day = await session.scalar(text("SELECT report_date FROM overdue_reports"))
     assert day == date(2026, 3, 10)
 

@@ -129,7 +129,7 @@ def _add_service_routes(app: FastAPI) -> None:
 
 
 async def _ping_database(db: Database) -> str:
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         await session.execute(text("SELECT 1"))
     return "ok"
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from library_service.core.db import AnyRow
 from library_service.core.pagination import PageParams
@@ -57,9 +57,9 @@ class BorrowingRepository:
         if user_id is not None:
             statement = statement.where(Borrowing.user_id == user_id)
         if for_update:
-            statement = statement.with_for_update()
-        if with_book:
-            statement = statement.options(selectinload(Borrowing.book))
+            statement = statement.with_for_update(of=Borrowing)
+        if with_book:  # many-to-one: joined into the same query
+            statement = statement.options(joinedload(Borrowing.book))
         if with_payments:
             statement = statement.options(selectinload(Borrowing.payments))
         if for_update or with_book or with_payments:
@@ -99,12 +99,15 @@ class BorrowingRepository:
         """Serialize one member's concurrent borrowings (loan limit, unpaid fines)."""
         await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
-    async def borrower_standing(self, user_id: int) -> BorrowerStanding:
-        """The member's active loans and whether a fine is unpaid, in one round trip.
+    async def book_and_standing(
+        self, book_id: int, user_id: int, *, lock_book: bool = False
+    ) -> tuple[Book | None, BorrowerStanding]:
+        """The book (row-locked with `lock_book`), with the member's active loans and whether
+        a fine of theirs is unpaid: everything a borrowing's rules need, in one round trip.
 
-        After `lock_borrower`, call this in a statement of its own: a statement sees the
-        data as of its start, so counting in the locking statement itself would miss what
-        the transaction it waited for had just committed.
+        Under `lock_borrower`, call this in a statement of its own: a statement sees the
+        data as of its start, so counting in the statement that waited for the member's
+        lock would miss what the transaction it waited for had just committed.
         """
         active = (
             select(func.count())
@@ -121,8 +124,13 @@ class BorrowingRepository:
             )
             .exists()
         )
-        row = (await self.session.execute(select(active, unpaid_fine))).one()
-        return BorrowerStanding(active_borrowings=row[0], has_unpaid_fine=row[1])
+        statement = select(Book, active, unpaid_fine).where(Book.id == book_id)
+        if lock_book:
+            statement = statement.with_for_update(of=Book).execution_options(populate_existing=True)
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            return None, BorrowerStanding(active_borrowings=0, has_unpaid_fine=False)
+        return row[0], BorrowerStanding(active_borrowings=row[1], has_unpaid_fine=row[2])
 
     async def lock_for_return(self, borrowing_id: int) -> tuple[Borrowing, str] | None:
         """Lock a borrowing (with its payments loaded) and read its member's email."""

@@ -82,11 +82,7 @@ class BorrowingService:
         """
         today = clock.today(self.settings.timezone)
         self._check_return_date(data.expected_return_date, today)
-        book = await self.books.get(data.book)
-        if book is None:
-            raise AppError("There is no book with this id.", code="book_not_found")
-        self._check_in_stock(book)
-        await self._check_borrower(user.id)
+        book = await self._check_rules(data.book, user.id, lock=False)
 
         days = (data.expected_return_date - today).days
         daily_fee = book.daily_fee
@@ -134,11 +130,7 @@ class BorrowingService:
     ) -> Borrowing:
         # Lock order everywhere: user, then borrowing, then book.
         await self.borrowings.lock_borrower(user.id)
-        await self._check_borrower(user.id)
-        book = await self.books.get(data.book, for_update=True)
-        if book is None:
-            raise AppError("There is no book with this id.", code="book_not_found")
-        self._check_in_stock(book)
+        book = await self._check_rules(data.book, user.id, lock=True)
         if book.daily_fee != daily_fee:
             raise ConflictError(
                 "The book's daily fee changed while you were borrowing it; please try again.",
@@ -188,13 +180,14 @@ class BorrowingService:
                 code="return_date_too_far",
             )
 
-    @staticmethod
-    def _check_in_stock(book: Book) -> None:
+    async def _check_rules(self, book_id: int, user_id: int, *, lock: bool) -> Book:
+        """The book exists and has a copy; the member has no unpaid fine and room for one
+        more loan. With `lock`, the book's row stays locked until the transaction ends."""
+        book, standing = await self.borrowings.book_and_standing(book_id, user_id, lock_book=lock)
+        if book is None:
+            raise AppError("There is no book with this id.", code="book_not_found")
         if book.inventory <= 0:
             raise AppError("No copy of this book is available right now.", code="book_unavailable")
-
-    async def _check_borrower(self, user_id: int) -> None:
-        standing = await self.borrowings.borrower_standing(user_id)
         if standing.has_unpaid_fine:
             raise AppError(
                 "You have an unpaid fine; pay it (or renew its payment) before borrowing again.",
@@ -207,6 +200,7 @@ class BorrowingService:
                 "return one before borrowing again.",
                 code="loan_limit_reached",
             )
+        return book
 
     # -- returning ----------------------------------------------------------------------
 

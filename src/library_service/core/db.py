@@ -2,8 +2,9 @@
 
 A request gets one session. Writes happen inside `unit_of_work`: it commits before the
 response is built (or rolls back on any error), and only after the commit hands the jobs
-the request deferred to the queue. Pure reads use a session on an autocommit connection,
-which saves the BEGIN/ROLLBACK round trips a read-only transaction would cost.
+the request deferred to the queue. Pure reads, and writes of a single statement (which is
+atomic by itself), use a session on an autocommit connection: that saves the BEGIN and
+COMMIT/ROLLBACK round trips a transaction would cost.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def async_database_url(url: str) -> str:
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    read_sessionmaker: async_sessionmaker[AsyncSession]
+    autocommit_sessionmaker: async_sessionmaker[AsyncSession]
 
     @classmethod
     def connect(cls, url: str, settings: Settings, **engine_options: Any) -> Database:
@@ -71,7 +72,7 @@ class Database:
         return cls(
             engine=engine,
             sessionmaker=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
-            read_sessionmaker=async_sessionmaker(autocommit, expire_on_commit=False),
+            autocommit_sessionmaker=async_sessionmaker(autocommit, expire_on_commit=False),
         )
 
     async def dispose(self) -> None:

@@ -42,7 +42,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for pure reads: autocommit, so no BEGIN/ROLLBACK round trips."""
     db: Database = request.app.state.db
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         yield session
 
 

@@ -107,7 +107,7 @@ async def first_run_setup(settings: Settings) -> list[tuple[str, str, str]]:
     """On an empty database: demo books, a staff user and a member; returns their logins."""
     db = Database.connect(settings.DATABASE_URL, settings, pool_size=1)
     try:
-        async with db.read_sessionmaker() as session:
+        async with db.autocommit_sessionmaker() as session:
             users = await session.scalar(select(func.count()).select_from(User))
     finally:
         await db.dispose()

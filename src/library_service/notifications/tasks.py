@@ -38,7 +38,8 @@ async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str
     telegram: TelegramClient = ctx["telegram"]
     settings = ctx["settings"]
 
-    async with unit_of_work(db, None) as session:
+    # Each step is one statement: no transaction needed around it.
+    async with db.autocommit_sessionmaker() as session:
         claimed = await NotificationRepository(session).claim(
             notification_id, lease_seconds=SEND_LEASE_SECONDS
         )
@@ -48,7 +49,7 @@ async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str
     try:
         await telegram.send_message(claimed.text)  # no row lock is held here, only the lease
     except TelegramError as exc:
-        async with unit_of_work(db, None) as session:
+        async with db.autocommit_sessionmaker() as session:
             repository = NotificationRepository(session)
             if exc.permanent or claimed.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
                 await repository.mark_failed(notification_id, error=str(exc))
@@ -72,7 +73,7 @@ async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str
         )
         raise Retry(defer=timedelta(seconds=delay)) from exc
 
-    async with unit_of_work(db, None) as session:
+    async with db.autocommit_sessionmaker() as session:
         await NotificationRepository(session).mark_sent(notification_id)
     return "sent"
 

@@ -24,7 +24,7 @@ async def poll_expired_sessions(ctx: dict[str, Any]) -> dict[str, int]:
     whose confirmation was missed, PAID). Each payment is checked in its own transaction,
     with no lock held while Stripe is asked."""
     db: Database = ctx["db"]
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         pending = await PaymentRepository(session).pending_with_session(limit=POLL_BATCH)
     outcome = {"PAID": 0, "EXPIRED": 0, "open": 0, "unreachable": 0}
     for payment_id, session_id in pending:
@@ -43,7 +43,7 @@ async def poll_expired_sessions(ctx: dict[str, Any]) -> dict[str, int]:
 async def attach_missing_sessions(ctx: dict[str, Any]) -> int:
     """Fines recorded while Stripe was down get their Checkout Session."""
     db: Database = ctx["db"]
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         payment_ids = await PaymentRepository(session).pending_without_session(limit=POLL_BATCH)
     attached = 0
     for payment_id in payment_ids:

@@ -48,7 +48,7 @@ async def get_current_user(
         ) from exc
     # A short session of its own: the connection goes back to the pool at once instead of
     # being held beside the endpoint's own transaction.
-    async with db.read_sessionmaker() as session:
+    async with db.autocommit_sessionmaker() as session:
         user = await UserRepository(session).get_active_auth_user(claims.user_id)
     if user is None:
         raise AuthenticationError("The user is inactive or deleted.", code="token_not_valid")
