@@ -86,9 +86,10 @@ class BorrowingService:
 
         days = (data.expected_return_date - today).days
         daily_fee = book.daily_fee
-        item = CheckoutItem(
-            name=f"Borrowing «{book.title}»",
-            description=(
+        item = CheckoutItem.for_payment(
+            PaymentType.PAYMENT,
+            title=book.title,
+            detail=(
                 f"by {book.author}: {days} day(s), {today:%Y-%m-%d} to "
                 f"{data.expected_return_date:%Y-%m-%d}"
             ),
@@ -224,9 +225,10 @@ class BorrowingService:
         if fine is not None:
             fine_payment_id = await self.payments.reserve_id()
             late = (today - borrowing.expected_return_date).days
-            item = CheckoutItem(
-                name=f"Late return fine: «{borrowing.book.title}»",
-                description=f"by {borrowing.book.author}: returned {late} day(s) late",
+            item = CheckoutItem.for_payment(
+                PaymentType.FINE,
+                title=borrowing.book.title,
+                detail=f"by {borrowing.book.author}: returned {late} day(s) late",
                 amount=fine,
             )
             await release_connection(self.session)

@@ -56,6 +56,13 @@ class CheckoutItem:
     description: str
     amount: Decimal
 
+    @classmethod
+    def for_payment(
+        cls, payment_type: PaymentType, *, title: str, detail: str, amount: Decimal
+    ) -> CheckoutItem:
+        what = "Late return fine" if payment_type == PaymentType.FINE else "Borrowing"
+        return cls(name=f"{what}: «{title}»", description=detail, amount=amount)
+
 
 class PaymentProviderUnavailableError(ServiceUnavailableError):
     code = "payment_provider_unavailable"
@@ -294,13 +301,10 @@ class PaymentService:
 
     async def _checkout_item(self, payment_id: int) -> CheckoutItem:
         row = await self.payments.describe(payment_id)
-        if row.type == PaymentType.FINE:
-            name = f"Late return fine: «{row.title}»"
-        else:
-            name = f"Borrowing «{row.title}»"
-        return CheckoutItem(
-            name=name,
-            description=f"by {row.author}, borrowing #{row.borrowing_id}",
+        return CheckoutItem.for_payment(
+            PaymentType(row.type),
+            title=row.title,
+            detail=f"by {row.author}, borrowing #{row.borrowing_id}",
             amount=row.money_to_pay,
         )
 
