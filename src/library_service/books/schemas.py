@@ -10,11 +10,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    model_validator,
 )
 
 from library_service.core.money import Money
-from library_service.core.params import InputModel
+from library_service.core.params import InputModel, PatchModel
 from library_service.models import Cover
 
 
@@ -63,7 +62,9 @@ class BookCreate(InputModel):
     description: Description | None = None
 
 
-class BookPatch(InputModel):
+class BookPatch(PatchModel):
+    not_nullable = ("title", "author", "cover", "inventory", "daily_fee")
+
     title: Title | None = None
     author: Author | None = None
     cover: Cover | None = None
@@ -72,18 +73,6 @@ class BookPatch(InputModel):
     isbn: Isbn | None = None
     year: Year | None = None
     description: Description | None = None
-
-    @model_validator(mode="after")
-    def _required_fields_not_null(self) -> BookPatch:
-        required = ("title", "author", "cover", "inventory", "daily_fee")
-        nulls = [
-            name
-            for name in required
-            if name in self.model_fields_set and getattr(self, name) is None
-        ]
-        if nulls:
-            raise ValueError(f"{', '.join(nulls)} may be left out but not set to null")
-        return self
 
 
 class BookRead(BaseModel):

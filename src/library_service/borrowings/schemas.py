@@ -28,9 +28,7 @@ class BookSummary(BaseModel):
     daily_fee: Money
 
 
-class BorrowingRead(BaseModel):
-    """A borrowing in a list."""
-
+class _BorrowingFields(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -39,19 +37,16 @@ class BorrowingRead(BaseModel):
     actual_return_date: date | None
     is_active: bool
     user_id: int
+
+
+class BorrowingRead(_BorrowingFields):
+    """A borrowing in a list."""
+
     book: BookSummary
 
 
-class BorrowingDetail(BaseModel):
+class BorrowingDetail(_BorrowingFields):
     """A borrowing with its book's details and all its payments."""
 
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    borrow_date: date
-    expected_return_date: date
-    actual_return_date: date | None
-    is_active: bool
-    user_id: int
     book: BookRead
     payments: list[PaymentRead]

@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from library_service.core.params import InputModel
+from library_service.core.params import InputModel, PatchModel
 
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt uses only the first 72 bytes; longer would be silently cut
@@ -57,20 +57,15 @@ class UserUpdate(InputModel):
     password: Password | None = None
 
 
-class UserPatch(InputModel):
+class UserPatch(PatchModel):
     """Partial update (PATCH): only the fields sent change."""
+
+    not_nullable = ("email", "first_name", "last_name", "password")
 
     email: Email | None = None
     first_name: Name | None = None
     last_name: Name | None = None
     password: Password | None = None
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> UserPatch:
-        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
-        if nulls:
-            raise ValueError(f"{', '.join(nulls)} may be left out but not set to null")
-        return self
 
 
 class UserRead(BaseModel):
