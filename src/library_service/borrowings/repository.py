@@ -48,7 +48,6 @@ class BorrowingRepository:
         borrowing_id: int,
         *,
         user_id: int | None = None,
-        for_update: bool = False,
         with_book: bool = False,
         with_payments: bool = False,
     ) -> Borrowing | None:
@@ -56,13 +55,11 @@ class BorrowingRepository:
         statement = select(Borrowing).where(Borrowing.id == borrowing_id)
         if user_id is not None:
             statement = statement.where(Borrowing.user_id == user_id)
-        if for_update:
-            statement = statement.with_for_update(of=Borrowing)
         if with_book:  # many-to-one: joined into the same query
             statement = statement.options(joinedload(Borrowing.book))
         if with_payments:
             statement = statement.options(selectinload(Borrowing.payments))
-        if for_update or with_book or with_payments:
+        if with_book or with_payments:
             statement = statement.execution_options(populate_existing=True)
         return (await self.session.execute(statement)).scalar_one_or_none()
 

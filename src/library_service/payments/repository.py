@@ -33,17 +33,11 @@ class PaymentRepository:
         )
         return int(value)
 
-    async def get(
-        self, payment_id: int, *, user_id: int | None = None, for_update: bool = False
-    ) -> Payment | None:
+    async def get(self, payment_id: int, *, user_id: int | None = None) -> Payment | None:
         """A payment; with `user_id`, only if it belongs to that user's borrowing."""
         statement = select(Payment).where(Payment.id == payment_id)
         if user_id is not None:
             statement = statement.join(Borrowing).where(Borrowing.user_id == user_id)
-        if for_update:
-            statement = statement.with_for_update(of=Payment).execution_options(
-                populate_existing=True
-            )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def get_by_session_id(self, session_id: str) -> Payment | None:

@@ -21,12 +21,8 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
-        statement = select(User).where(User.id == user_id)
-        if for_update:
-            statement = statement.with_for_update().execution_options(populate_existing=True)
-        result = await self.session.execute(statement)
-        return result.scalar_one_or_none()
+    async def get(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
 
     async def get_by_email(self, email: str) -> User | None:
         statement = select(User).where(func.lower(User.email) == email.lower())
