@@ -34,6 +34,9 @@ def main() -> None:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        # Longer than httpx's 5 s pool expiry, as Stripe's own servers are: with equal
+        # timeouts the server can close a connection just as the client reuses it.
+        timeout_keep_alive=75,
     )
 
 

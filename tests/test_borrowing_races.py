@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from library_service.core import clock
-from library_service.models import Book, Borrowing, Payment
+from library_service.models import Book, Borrowing, Payment, User
 
 pytestmark = pytest.mark.slow
 
@@ -220,3 +220,32 @@ async def test_borrow_and_return_of_the_last_copy_at_once(client, factory, db, s
         .where(Borrowing.book_id == book.id, Borrowing.actual_return_date.is_(None)),
     )
     assert active == won
+
+
+@pytest.mark.parametrize(("days_late", "waits"), [(4, True), (0, False)])
+async def test_late_return_waits_for_a_borrowing_of_the_same_member(
+    client, factory, db, sandbox, days_late, waits
+):
+    """A fine changes the member's standing, so a late return takes the member's lock, as a
+    borrowing does: a borrowing under way either finishes first or sees the fine. An on-time
+    return changes nothing a borrowing checks, and does not wait."""
+    member = await factory.user()
+    book = await factory.book(inventory=2, daily_fee=Decimal("1.00"))
+    with clock.frozen(NOW):
+        r = await borrow(client, factory.auth(member), book.id, TODAY + timedelta(days=4))
+        assert r.status_code == 201, r.text
+        borrowing_id = r.json()["id"]
+
+    with clock.frozen(NOW + timedelta(days=4 + days_late)):
+        async with db.sessionmaker() as s, s.begin():
+            # what a borrowing of this member holds while it checks their standing
+            await s.execute(select(User.id).where(User.id == member.id).with_for_update())
+            returning = asyncio.create_task(
+                client.post(f"{URL}{borrowing_id}/return/", headers=factory.auth(member))
+            )
+            await asyncio.sleep(0.5)
+            assert returning.done() is not waits
+        response = await returning
+    assert response.status_code == 200, response.text
+    fines = [p for p in response.json()["payments"] if p["type"] == "FINE"]
+    assert len(fines) == (1 if days_late else 0)

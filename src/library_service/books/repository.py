@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.db import AnyRow, AnySelect
@@ -103,6 +103,17 @@ class BookRepository:
         statement = select(Book).where(Book.id == book_id)
         if for_update:  # and re-read: the identity map may hold an older copy of the row
             statement = statement.with_for_update().execution_options(populate_existing=True)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def return_copy(self, book_id: int) -> Book | None:
+        """Inventory + 1 in one statement (the row stays locked until the transaction ends)."""
+        statement = (
+            update(Book)
+            .where(Book.id == book_id)
+            .values(inventory=Book.inventory + 1)
+            .returning(Book)
+            .execution_options(populate_existing=True)
+        )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def list(

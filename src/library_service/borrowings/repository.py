@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -16,6 +18,13 @@ from library_service.models import Book, Borrowing, Payment, PaymentStatus, Paym
 class BorrowerStanding:
     active_borrowings: int
     has_unpaid_fine: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowingDraft:
+    book: Book
+    standing: BorrowerStanding
+    payment_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +46,26 @@ _LIST_COLUMNS = (
     Book.cover,
     Book.daily_fee,
 )
+
+
+def _standing(user_id: int) -> tuple[Any, Any]:
+    """The member's active loans, and whether a fine of theirs is unpaid: two columns."""
+    active = (
+        select(func.count())
+        .where(Borrowing.user_id == user_id, Borrowing.actual_return_date.is_(None))
+        .scalar_subquery()
+    )
+    unpaid_fine = (
+        select(Payment.id)
+        .join(Borrowing, Borrowing.id == Payment.borrowing_id)
+        .where(
+            Borrowing.user_id == user_id,
+            Payment.type == PaymentType.FINE.value,
+            Payment.status.in_([PaymentStatus.PENDING.value, PaymentStatus.EXPIRED.value]),
+        )
+        .exists()
+    )
+    return active, unpaid_fine
 
 
 class BorrowingRepository:
@@ -96,51 +125,56 @@ class BorrowingRepository:
         """Serialize one member's concurrent borrowings (loan limit, unpaid fines)."""
         await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
-    async def book_and_standing(
-        self, book_id: int, user_id: int, *, lock_book: bool = False
-    ) -> tuple[Book | None, BorrowerStanding]:
-        """The book (row-locked with `lock_book`), with the member's active loans and whether
-        a fine of theirs is unpaid: everything a borrowing's rules need, in one round trip.
-
-        Under `lock_borrower`, call this in a statement of its own: a statement sees the
-        data as of its start, so counting in the statement that waited for the member's
-        lock would miss what the transaction it waited for had just committed.
-        """
-        active = (
-            select(func.count())
-            .where(Borrowing.user_id == user_id, Borrowing.actual_return_date.is_(None))
-            .scalar_subquery()
-        )
-        unpaid_fine = (
-            select(Payment.id)
-            .join(Borrowing, Borrowing.id == Payment.borrowing_id)
-            .where(
-                Borrowing.user_id == user_id,
-                Payment.type == PaymentType.FINE.value,
-                Payment.status.in_([PaymentStatus.PENDING.value, PaymentStatus.EXPIRED.value]),
-            )
-            .exists()
-        )
-        statement = select(Book, active, unpaid_fine).where(Book.id == book_id)
-        if lock_book:
-            statement = statement.with_for_update(of=Book).execution_options(populate_existing=True)
+    async def prepare(self, book_id: int, user_id: int) -> BorrowingDraft | None:
+        """What a borrowing needs before Stripe is called, in one round trip: the book, the
+        member's standing and the id its payment will have (Stripe's metadata names it).
+        None if there is no such book."""
+        payment_id = func.nextval(func.pg_get_serial_sequence("payments", "id"))
+        statement = select(Book, *_standing(user_id), payment_id).where(Book.id == book_id)
         row = (await self.session.execute(statement)).first()
         if row is None:
-            return None, BorrowerStanding(active_borrowings=0, has_unpaid_fine=False)
+            return None
+        standing = BorrowerStanding(active_borrowings=row[1], has_unpaid_fine=row[2])
+        return BorrowingDraft(book=row[0], standing=standing, payment_id=row[3])
+
+    async def take_copy(self, book_id: int, user_id: int) -> tuple[Book, BorrowerStanding] | None:
+        """Inventory - 1, returning the book and the member's standing; None if no copy is
+        left (or the book is gone). The caller checks the standing and rolls back if a
+        rule fails.
+
+        Call it under `lock_borrower`, in a statement of its own: a statement sees the data
+        as of its start, so counting in the statement that waited for the member's lock
+        would miss what the transaction it waited for had just committed.
+        """
+        statement = (
+            update(Book)
+            .where(Book.id == book_id, Book.inventory > 0)
+            .values(inventory=Book.inventory - 1)
+            .returning(Book, *_standing(user_id))
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            return None
         return row[0], BorrowerStanding(active_borrowings=row[1], has_unpaid_fine=row[2])
 
-    async def lock_for_return(self, borrowing_id: int) -> tuple[Borrowing, str] | None:
-        """Lock a borrowing (with its payments loaded) and read its member's email."""
+    async def mark_returned(self, borrowing_id: int, on: date) -> tuple[Borrowing, str] | None:
+        """Record the return (never before the borrow date), locking the row, and read the
+        member's email; None if it was returned meanwhile."""
+        email = select(User.email).where(User.id == Borrowing.user_id).scalar_subquery()
         statement = (
-            select(Borrowing, User.email)
-            .join(User, User.id == Borrowing.user_id)
-            .where(Borrowing.id == borrowing_id)
-            .options(selectinload(Borrowing.payments))
-            .with_for_update(of=Borrowing)
+            update(Borrowing)
+            .where(Borrowing.id == borrowing_id, Borrowing.actual_return_date.is_(None))
+            .values(actual_return_date=func.greatest(on, Borrowing.borrow_date))
+            .returning(Borrowing, email)
             .execution_options(populate_existing=True)
         )
         row = (await self.session.execute(statement)).first()
         return (row[0], row[1]) if row else None
+
+    async def payments_of(self, borrowing_id: int) -> Sequence[Payment]:
+        statement = select(Payment).where(Payment.borrowing_id == borrowing_id).order_by(Payment.id)
+        return (await self.session.scalars(statement)).all()
 
     async def add(self, borrowing: Borrowing) -> Borrowing:
         self.session.add(borrowing)

@@ -9,16 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from library_service.books.repository import BookRepository
-from library_service.borrowings.repository import BorrowingFilters, BorrowingRepository
+from library_service.borrowings.repository import (
+    BorrowerStanding,
+    BorrowingFilters,
+    BorrowingRepository,
+)
 from library_service.borrowings.schemas import BorrowingCreate
 from library_service.core import clock
 from library_service.core.config import Settings
-from library_service.core.db import AnyRow, release_connection
+from library_service.core.db import AnyRow, read_without_transaction, release_connection
 from library_service.core.errors import AppError, ConflictError, NotFoundError
 from library_service.core.jobs import defer_job
 from library_service.core.money import chargeable
 from library_service.core.pagination import PageParams
-from library_service.models import Book, Borrowing, PaymentType
+from library_service.models import Borrowing, PaymentType
 from library_service.notifications import messages
 from library_service.notifications.service import NotificationService
 from library_service.payments.service import (
@@ -38,6 +42,16 @@ ATTACH_SESSION_JOB = "attach_missing_session"
 class BorrowingNotFoundError(NotFoundError):
     def __init__(self) -> None:
         super().__init__("Borrowing not found.", code="borrowing_not_found")
+
+
+class AlreadyReturnedError(AppError):
+    def __init__(self) -> None:
+        super().__init__("This borrowing has already been returned.", code="already_returned")
+
+
+class BookUnavailableError(AppError):
+    def __init__(self) -> None:
+        super().__init__("No copy of this book is available right now.", code="book_unavailable")
 
 
 class BorrowingService:
@@ -82,7 +96,14 @@ class BorrowingService:
         """
         today = clock.today(self.settings.timezone)
         self._check_return_date(data.expected_return_date, today)
-        book = await self._check_rules(data.book, user.id, lock=False)
+        await read_without_transaction(self.session)
+        draft = await self.borrowings.prepare(data.book, user.id)
+        if draft is None:
+            raise AppError("There is no book with this id.", code="book_not_found")
+        book = draft.book
+        if book.inventory <= 0:
+            raise BookUnavailableError
+        self._check_standing(draft.standing)
 
         days = (data.expected_return_date - today).days
         daily_fee = book.daily_fee
@@ -95,10 +116,9 @@ class BorrowingService:
             ),
             amount=chargeable(days * daily_fee),
         )
-        payment_id = await self.payments.reserve_id()
         await release_connection(self.session)
         try:
-            checkout = await self.payments.open_checkout(payment_id, item, urls)
+            checkout = await self.payments.open_checkout(draft.payment_id, item, urls)
         except StripeUnavailableError as exc:
             raise PaymentProviderUnavailableError from exc
 
@@ -108,7 +128,7 @@ class BorrowingService:
                 data,
                 today=today,
                 daily_fee=daily_fee,
-                payment_id=payment_id,
+                payment_id=draft.payment_id,
                 amount=item.amount,
                 checkout=checkout,
             )
@@ -131,13 +151,16 @@ class BorrowingService:
     ) -> Borrowing:
         # Lock order everywhere: user, then borrowing, then book.
         await self.borrowings.lock_borrower(user.id)
-        book = await self._check_rules(data.book, user.id, lock=True)
+        taken = await self.borrowings.take_copy(data.book, user.id)
+        if taken is None:  # the last copy went meanwhile (or the book was deleted)
+            raise BookUnavailableError
+        book, standing = taken
+        self._check_standing(standing)  # on failure the rollback puts the copy back
         if book.daily_fee != daily_fee:
             raise ConflictError(
                 "The book's daily fee changed while you were borrowing it; please try again.",
                 code="fee_changed",
             )
-        book.inventory -= 1
         borrowing = await self.borrowings.add(
             Borrowing(
                 borrow_date=today,
@@ -181,14 +204,8 @@ class BorrowingService:
                 code="return_date_too_far",
             )
 
-    async def _check_rules(self, book_id: int, user_id: int, *, lock: bool) -> Book:
-        """The book exists and has a copy; the member has no unpaid fine and room for one
-        more loan. With `lock`, the book's row stays locked until the transaction ends."""
-        book, standing = await self.borrowings.book_and_standing(book_id, user_id, lock_book=lock)
-        if book is None:
-            raise AppError("There is no book with this id.", code="book_not_found")
-        if book.inventory <= 0:
-            raise AppError("No copy of this book is available right now.", code="book_unavailable")
+    def _check_standing(self, standing: BorrowerStanding) -> None:
+        """The member has no unpaid fine and room for one more loan."""
         if standing.has_unpaid_fine:
             raise AppError(
                 "You have an unpaid fine; pay it (or renew its payment) before borrowing again.",
@@ -201,7 +218,6 @@ class BorrowingService:
                 "return one before borrowing again.",
                 code="loan_limit_reached",
             )
-        return book
 
     # -- returning ----------------------------------------------------------------------
 
@@ -212,16 +228,19 @@ class BorrowingService:
         is kept PENDING without a session, and the worker (or a renewal) gives it one.
         """
         today = clock.today(self.settings.timezone)
+        await read_without_transaction(self.session)
         borrowing = await self.borrowings.get(
             borrowing_id, user_id=None if user.is_staff else user.id, with_book=True
         )
         if borrowing is None:
             raise BorrowingNotFoundError
-        self._check_active(borrowing)
+        if not borrowing.is_active:
+            raise AlreadyReturnedError
 
         fine = self._fine(borrowing, today)
+        borrower_id = borrowing.user_id
         fine_payment_id: int | None = None
-        checkout: CheckoutSession | None = None
+        item: CheckoutItem | None = None
         if fine is not None:
             fine_payment_id = await self.payments.reserve_id()
             late = (today - borrowing.expected_return_date).days
@@ -231,7 +250,10 @@ class BorrowingService:
                 detail=f"by {borrowing.book.author}: returned {late} day(s) late",
                 amount=fine,
             )
-            await release_connection(self.session)
+        await release_connection(self.session)
+
+        checkout: CheckoutSession | None = None
+        if fine_payment_id is not None and item is not None:
             try:
                 checkout = await self.payments.open_checkout(fine_payment_id, item, urls)
             except StripeUnavailableError:
@@ -240,6 +262,7 @@ class BorrowingService:
         try:
             return await self._record_return(
                 borrowing_id,
+                borrower_id=borrower_id,
                 today=today,
                 fine=fine,
                 fine_payment_id=fine_payment_id,
@@ -254,21 +277,24 @@ class BorrowingService:
         self,
         borrowing_id: int,
         *,
+        borrower_id: int,
         today: date,
         fine: Decimal | None,
         fine_payment_id: int | None,
         checkout: CheckoutSession | None,
     ) -> Borrowing:
-        locked = await self.borrowings.lock_for_return(borrowing_id)
-        if locked is None:
-            raise BorrowingNotFoundError
-        borrowing, email = locked
-        self._check_active(borrowing)  # a concurrent return got here first
-        borrowing.actual_return_date = max(today, borrowing.borrow_date)
-        book = await self.books.get(borrowing.book_id, for_update=True)
+        # Lock order everywhere: user, then borrowing, then book.
+        if fine is not None:
+            # A fine changes the member's standing: a borrowing of theirs under way must
+            # either see it or finish first.
+            await self.borrowings.lock_borrower(borrower_id)
+        returned = await self.borrowings.mark_returned(borrowing_id, today)
+        if returned is None:  # a concurrent return got here first
+            raise AlreadyReturnedError
+        borrowing, email = returned
+        book = await self.books.return_copy(borrowing.book_id)
         assert book is not None  # books with borrowings cannot be deleted
-        book.inventory += 1
-        payments = list(borrowing.payments)
+        payments = list(await self.borrowings.payments_of(borrowing.id))
 
         if fine is not None and fine_payment_id is not None:
             payments.append(
@@ -287,6 +313,7 @@ class BorrowingService:
                     fine_payment_id,
                     job_id=f"attach-session:{fine_payment_id}",
                 )
+        assert borrowing.actual_return_date is not None
         await self.notifications.record(
             "borrowing_returned",
             messages.borrowing_returned(
@@ -303,11 +330,6 @@ class BorrowingService:
         set_committed_value(borrowing, "book", book)
         set_committed_value(borrowing, "payments", payments)
         return borrowing
-
-    @staticmethod
-    def _check_active(borrowing: Borrowing) -> None:
-        if not borrowing.is_active:
-            raise AppError("This borrowing has already been returned.", code="already_returned")
 
     def _fine(self, borrowing: Borrowing, today: date) -> Decimal | None:
         late_days = (today - borrowing.expected_return_date).days

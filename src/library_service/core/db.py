@@ -46,6 +46,7 @@ def async_database_url(url: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Database:
     engine: AsyncEngine
+    autocommit_engine: AsyncEngine  # for single statements on a plain connection
     sessionmaker: async_sessionmaker[AsyncSession]
     autocommit_sessionmaker: async_sessionmaker[AsyncSession]
 
@@ -71,6 +72,7 @@ class Database:
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         return cls(
             engine=engine,
+            autocommit_engine=autocommit,
             sessionmaker=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
             autocommit_sessionmaker=async_sessionmaker(autocommit, expire_on_commit=False),
         )
@@ -104,6 +106,18 @@ async def unit_of_work(db: Database, queue: ArqRedis | None) -> AsyncIterator[As
             await session.rollback()
             raise
     await enqueue_deferred_jobs(queue, session)
+
+
+async def read_without_transaction(session: AsyncSession) -> None:
+    """Run the session's next statements on an autocommit connection, until
+    `release_connection()`: the reads that precede slow work (a call to Stripe, bcrypt)
+    then cost no BEGIN and no ROLLBACK. A session already in a transaction stays in it.
+
+    The connection goes back to the pool as usual; statements after the release run in
+    an ordinary transaction again, on a connection checked out afresh.
+    """
+    if not session.in_transaction():
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 async def release_connection(session: AsyncSession) -> None:

@@ -4,9 +4,9 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Float, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from library_service.core.db import AnyRow
 from library_service.models import (
@@ -21,58 +21,66 @@ from library_service.models import (
 PENDING = NotificationStatus.PENDING.value
 
 
-def _seconds(value: float) -> Any:
-    return func.make_interval(0, 0, 0, 0, 0, 0, value)
+def _seconds(name: str) -> Any:
+    """An interval of the float parameter `name` seconds."""
+    return func.make_interval(0, 0, 0, 0, 0, 0, bindparam(name, type_=Float))
+
+
+# The sender's statements, built once: each message costs two of them (claim, then
+# sent/retry/failed), run on a plain autocommit connection without the ORM session.
+_CLAIM = (
+    update(Notification)
+    .where(
+        Notification.id == bindparam("notification_id"),
+        Notification.status == PENDING,
+        (Notification.locked_until.is_(None)) | (Notification.locked_until < func.now()),
+    )
+    .values(
+        attempts=Notification.attempts + 1,
+        locked_until=func.now() + _seconds("lease_seconds"),
+    )
+    .returning(Notification.id, Notification.text, Notification.attempts)
+)
+_SETTLE = update(Notification).where(Notification.id == bindparam("notification_id"))
+_MARK_SENT = _SETTLE.values(
+    status=NotificationStatus.SENT.value, sent_at=func.now(), locked_until=None, last_error=None
+)
+_SCHEDULE_RETRY = _SETTLE.values(
+    next_attempt_at=func.now() + _seconds("delay"),
+    locked_until=None,
+    last_error=bindparam("error"),
+)
+_MARK_FAILED = _SETTLE.values(
+    status=NotificationStatus.FAILED.value, locked_until=None, last_error=bindparam("error")
+)
+
+
+class DeliveryRepository:
+    """Sending one message: claim it under a lease, then settle it."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def claim(self, notification_id: int, *, lease_seconds: float) -> AnyRow | None:
+        """Take a pending message for sending, unless another sender holds it."""
+        parameters = {"notification_id": notification_id, "lease_seconds": lease_seconds}
+        return (await self.connection.execute(_CLAIM, parameters)).first()
+
+    async def mark_sent(self, notification_id: int) -> None:
+        await self.connection.execute(_MARK_SENT, {"notification_id": notification_id})
+
+    async def schedule_retry(self, notification_id: int, *, delay: float, error: str) -> None:
+        parameters = {"notification_id": notification_id, "delay": delay, "error": error}
+        await self.connection.execute(_SCHEDULE_RETRY, parameters)
+
+    async def mark_failed(self, notification_id: int, *, error: str) -> None:
+        parameters = {"notification_id": notification_id, "error": error}
+        await self.connection.execute(_MARK_FAILED, parameters)
 
 
 class NotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def claim(self, notification_id: int, *, lease_seconds: float) -> AnyRow | None:
-        """Take a pending message for sending, unless another sender holds it."""
-        statement = (
-            update(Notification)
-            .where(
-                Notification.id == notification_id,
-                Notification.status == PENDING,
-                (Notification.locked_until.is_(None)) | (Notification.locked_until < func.now()),
-            )
-            .values(
-                attempts=Notification.attempts + 1,
-                locked_until=func.now() + _seconds(lease_seconds),
-            )
-            .returning(Notification.id, Notification.text, Notification.attempts)
-        )
-        return (await self.session.execute(statement)).first()
-
-    async def mark_sent(self, notification_id: int) -> None:
-        await self.session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(
-                status=NotificationStatus.SENT.value,
-                sent_at=func.now(),
-                locked_until=None,
-                last_error=None,
-            )
-        )
-
-    async def schedule_retry(self, notification_id: int, *, delay: float, error: str) -> None:
-        await self.session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(
-                next_attempt_at=func.now() + _seconds(delay), locked_until=None, last_error=error
-            )
-        )
-
-    async def mark_failed(self, notification_id: int, *, error: str) -> None:
-        await self.session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(status=NotificationStatus.FAILED.value, locked_until=None, last_error=error)
-        )
 
     async def due_for_relay(self, *, limit: int) -> Sequence[int]:
         """Pending messages whose delivery job may have been lost (Redis down, worker crash).

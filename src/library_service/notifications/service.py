@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.jobs import defer_job
@@ -17,12 +18,11 @@ class NotificationService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def record(self, kind: str, text: str) -> Notification:
+    async def record(self, kind: str, text: str) -> int:
         """Write a staff message in the caller's transaction; it is queued once that commits."""
-        notification = Notification(kind=kind, text=text)
-        self.session.add(notification)
-        await self.session.flush()
+        statement = insert(Notification).values(kind=kind, text=text).returning(Notification.id)
+        notification_id: int = (await self.session.execute(statement)).scalar_one()
         defer_job(
-            self.session, DELIVER_JOB, notification.id, job_id=delivery_job_id(notification.id)
+            self.session, DELIVER_JOB, notification_id, job_id=delivery_job_id(notification_id)
         )
-        return notification
+        return notification_id

@@ -11,7 +11,7 @@ from arq import Retry
 from library_service.core import clock
 from library_service.core.db import Database, unit_of_work
 from library_service.notifications import messages
-from library_service.notifications.repository import NotificationRepository
+from library_service.notifications.repository import DeliveryRepository, NotificationRepository
 from library_service.notifications.service import (
     DELIVER_JOB,
     NotificationService,
@@ -39,8 +39,8 @@ async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str
     settings = ctx["settings"]
 
     # Each step is one statement: no transaction needed around it.
-    async with db.autocommit_sessionmaker() as session:
-        claimed = await NotificationRepository(session).claim(
+    async with db.autocommit_engine.connect() as connection:
+        claimed = await DeliveryRepository(connection).claim(
             notification_id, lease_seconds=SEND_LEASE_SECONDS
         )
     if claimed is None:
@@ -49,8 +49,8 @@ async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str
     try:
         await telegram.send_message(claimed.text)  # no row lock is held here, only the lease
     except TelegramError as exc:
-        async with db.autocommit_sessionmaker() as session:
-            repository = NotificationRepository(session)
+        async with db.autocommit_engine.connect() as connection:
+            repository = DeliveryRepository(connection)
             if exc.permanent or claimed.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
                 await repository.mark_failed(notification_id, error=str(exc))
                 logger.error(
@@ -73,8 +73,8 @@ async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str
         )
         raise Retry(defer=timedelta(seconds=delay)) from exc
 
-    async with db.autocommit_sessionmaker() as session:
-        await NotificationRepository(session).mark_sent(notification_id)
+    async with db.autocommit_engine.connect() as connection:
+        await DeliveryRepository(connection).mark_sent(notification_id)
     return "sent"
 
 

@@ -22,6 +22,23 @@ class PaymentFilters:
     type: str | None = None
 
 
+# A payment with its member and book, as staff messages and Stripe's page name them.
+_DESCRIBE_COLUMNS = (
+    Payment.id,
+    Payment.type,
+    Payment.money_to_pay,
+    Payment.borrowing_id,
+    User.email,
+    Book.title,
+    Book.author,
+)
+_DESCRIBE_JOIN = (
+    Borrowing.id == Payment.borrowing_id,
+    User.id == Borrowing.user_id,
+    Book.id == Borrowing.book_id,
+)
+
+
 class PaymentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -70,15 +87,21 @@ class PaymentRepository:
         await self.session.flush()
         return payment
 
-    async def mark_paid(self, session_id: str) -> int | None:
-        """PAID once: the id if this call changed it, None if it was already paid or unknown."""
+    async def mark_paid(self, session_id: str) -> AnyRow | None:
+        """PAID once: if this call changed it, the payment as `describe` reads it; None if
+        it was already paid or is unknown."""
         statement = (
             update(Payment)
-            .where(Payment.session_id == session_id, Payment.status != PaymentStatus.PAID.value)
+            .where(
+                Payment.session_id == session_id,
+                Payment.status != PaymentStatus.PAID.value,
+                *_DESCRIBE_JOIN,
+            )
             .values(status=PaymentStatus.PAID.value, paid_at=func.now())
-            .returning(Payment.id)
+            .returning(*_DESCRIBE_COLUMNS)
+            .execution_options(synchronize_session=False)
         )
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        return (await self.session.execute(statement)).first()
 
     async def mark_expired(self, session_id: str) -> int | None:
         statement = (
@@ -123,21 +146,7 @@ class PaymentRepository:
 
     async def describe(self, payment_id: int) -> AnyRow:
         """The payment with its member and book: for staff messages and Stripe's page."""
-        statement = (
-            select(
-                Payment.id,
-                Payment.type,
-                Payment.money_to_pay,
-                Payment.borrowing_id,
-                User.email,
-                Book.title,
-                Book.author,
-            )
-            .join(Borrowing, Borrowing.id == Payment.borrowing_id)
-            .join(User, User.id == Borrowing.user_id)
-            .join(Book, Book.id == Borrowing.book_id)
-            .where(Payment.id == payment_id)
-        )
+        statement = select(*_DESCRIBE_COLUMNS).where(Payment.id == payment_id, *_DESCRIBE_JOIN)
         return (await self.session.execute(statement)).one()
 
     async def pending_with_session(self, *, limit: int) -> Sequence[AnyRow]:

@@ -11,7 +11,7 @@ import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.config import Settings
-from library_service.core.db import release_connection
+from library_service.core.db import read_without_transaction, release_connection
 from library_service.core.errors import AppError, NotFoundError, ServiceUnavailableError
 from library_service.core.pagination import PageParams
 from library_service.models import Payment, PaymentStatus, PaymentType
@@ -168,6 +168,7 @@ class PaymentService:
 
     async def confirm_paid(self, session_id: str) -> Payment:
         """The success redirect: ask Stripe, and mark PAID only if the session is paid."""
+        await read_without_transaction(self.session)
         payment = await self.payments.get_by_session_id(session_id)
         if payment is None:
             raise UnknownSessionError
@@ -215,10 +216,9 @@ class PaymentService:
 
     async def _fulfil(self, session_id: str) -> bool:
         """Mark PAID and tell the staff, exactly once however many times Stripe confirms."""
-        payment_id = await self.payments.mark_paid(session_id)
-        if payment_id is None:
+        row = await self.payments.mark_paid(session_id)
+        if row is None:
             return False
-        row = await self.payments.describe(payment_id)
         await self.notifications.record(
             "payment_paid",
             messages.payment_received(

@@ -4,7 +4,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.config import Settings
-from library_service.core.db import release_connection
+from library_service.core.db import read_without_transaction, release_connection
 from library_service.core.errors import AppError, AuthenticationError, NotFoundError
 from library_service.core.ratelimit import LoginThrottle
 from library_service.core.security import (
@@ -42,6 +42,7 @@ class UserService:
         self.users = UserRepository(session)
 
     async def register(self, data: UserCreate, *, is_staff: bool = False) -> User:
+        await read_without_transaction(self.session)
         if await self.users.email_taken(data.email):
             raise EmailTakenError
         await release_connection(self.session)  # bcrypt is slow; hold no connection meanwhile
@@ -60,6 +61,7 @@ class UserService:
     async def obtain_tokens(self, email: str, password: str, *, client_ip: str) -> TokenPair:
         throttle_keys = self.throttle.keys(client_ip, email)
         await self.throttle.check(throttle_keys)
+        await read_without_transaction(self.session)
         user = await self.users.get_by_email(email)
         user_id: int | None = None
         hashed: str | None = None
