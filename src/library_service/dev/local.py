@@ -54,11 +54,17 @@ def serve_in_thread(
     asgi_app: Any, port: int, *, name: str, lifespan: Literal["on", "off"] = "off"
 ) -> Callable[[], None]:
     """Serve an ASGI app on loopback from a thread; returns the function that stops it."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
-        )
+    config = uvicorn.Config(
+        asgi_app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan=lifespan,
+        # Longer than httpx's 5 s pool expiry, as Stripe's own servers keep connections:
+        # with equal timeouts a connection can be closed just as the client reuses it.
+        timeout_keep_alive=75,
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
