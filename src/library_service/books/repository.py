@@ -4,9 +4,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.db import AnyRow, AnySelect
@@ -29,9 +30,14 @@ _ORDERINGS: dict[str, tuple[ColumnElement[Any], ...]] = {
 }
 
 
-def _contains(column: Any, term: str) -> ColumnElement[bool]:
+def _pattern(term: str) -> str:
+    """An ILIKE pattern matching `term` anywhere, its wildcards taken literally."""
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    condition: ColumnElement[bool] = column.ilike(f"%{escaped}%", escape="\\")
+    return f"%{escaped}%"
+
+
+def _contains(column: Any, parameter: str) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = column.ilike(bindparam(parameter), escape="\\")
     return condition
 
 
@@ -47,25 +53,70 @@ class BookFilters:
     def count_key(self) -> tuple[Any, ...]:
         return (self.search, self.title, self.author, self.available)
 
-    def apply(self, statement: AnySelect) -> AnySelect:
+    @property
+    def _isbn_digits(self) -> str:
+        """ISBNs are stored bare: "978-0-14" finds 9780141…"""
+        return (self.search or "").replace("-", "").replace(" ", "")
+
+    @property
+    def shape(self) -> _Shape:
+        """Which filters are set: the statement's form (values go in as parameters)."""
+        return _Shape(
+            search=bool(self.search),
+            isbn=bool(self.search and self._isbn_digits),
+            title=bool(self.title),
+            author=bool(self.author),
+            available=self.available,
+        )
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "search": _pattern(self.search or ""),
+            "isbn": _pattern(self._isbn_digits),
+            "title": _pattern(self.title or ""),
+            "author": _pattern(self.author or ""),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    search: bool
+    isbn: bool
+    title: bool
+    author: bool
+    available: bool | None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions = []
         if self.search:
-            conditions = [
-                _contains(_books.title, self.search),
-                _contains(_books.author, self.search),
-            ]
-            isbn_digits = self.search.replace("-", "").replace(" ", "")
-            if isbn_digits:  # ISBNs are stored bare: "978-0-14" finds 9780141…
-                conditions.append(_contains(_books.isbn, isbn_digits))
-            statement = statement.where(or_(*conditions))
+            matches = [_contains(_books.title, "search"), _contains(_books.author, "search")]
+            if self.isbn:
+                matches.append(_contains(_books.isbn, "isbn"))
+            conditions.append(or_(*matches))
         if self.title:
-            statement = statement.where(_contains(_books.title, self.title))
+            conditions.append(_contains(_books.title, "title"))
         if self.author:
-            statement = statement.where(_contains(_books.author, self.author))
+            conditions.append(_contains(_books.author, "author"))
         if self.available is not None:
-            statement = statement.where(
-                _books.inventory > 0 if self.available else _books.inventory == 0
-            )
-        return statement
+            conditions.append(_books.inventory > 0 if self.available else _books.inventory == 0)
+        return conditions
+
+
+@cache
+def _page_statement(shape: _Shape, ordering: str) -> AnySelect:
+    return (
+        select(Book.__table__)
+        .where(*shape.conditions())
+        .order_by(*_ORDERINGS[ordering])
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+@cache
+def _count_statement(shape: _Shape) -> AnySelect:
+    return select(func.count()).select_from(Book.__table__).where(*shape.conditions())
 
 
 class _TotalsCache:
@@ -125,17 +176,14 @@ class BookRepository:
         visiting every matching row (on a large catalogue far more work than the page
         itself, which an index serves in order), and a catalogue's size barely moves.
         """
-        statement = (
-            filters.apply(select(Book.__table__))
-            .order_by(*_ORDERINGS[filters.ordering])
-            .limit(page.limit)
-            .offset(page.offset)
-        )
-        rows = (await self.session.execute(statement)).all()
+        shape, parameters = filters.shape, filters.parameters
+        statement = _page_statement(shape, filters.ordering)
+        page_parameters = {**parameters, "limit": page.limit, "offset": page.offset}
+        rows = (await self.session.execute(statement, page_parameters)).all()
         total = _totals.get(filters.count_key, count_ttl)
         if total is None:
-            counting = filters.apply(select(func.count()).select_from(Book.__table__))
-            total = int(await self.session.scalar(counting) or 0)
+            counting = _count_statement(shape)
+            total = int(await self.session.scalar(counting, parameters) or 0)
             _totals.put(filters.count_key, total)
         return rows, total
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Date, Integer, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from library_service.core.db import AnyRow
+from library_service.core.db import AnyRow, AnySelect
 from library_service.core.pagination import PageParams
 from library_service.models import Book, Borrowing, Payment, PaymentStatus, PaymentType, User
 
@@ -48,8 +49,9 @@ _LIST_COLUMNS = (
 )
 
 
-def _standing(user_id: int) -> tuple[Any, Any]:
-    """The member's active loans, and whether a fine of theirs is unpaid: two columns."""
+def _standing() -> tuple[Any, Any]:
+    """The member `:user_id`'s active loans, and whether a fine of theirs is unpaid."""
+    user_id = bindparam("user_id", type_=Integer)
     active = (
         select(func.count())
         .where(Borrowing.user_id == user_id, Borrowing.actual_return_date.is_(None))
@@ -68,6 +70,68 @@ def _standing(user_id: int) -> tuple[Any, Any]:
     return active, unpaid_fine
 
 
+# The hot paths' statements, built once (see core/db.py).
+_PREPARE = select(
+    Book, *_standing(), func.nextval(func.pg_get_serial_sequence("payments", "id"))
+).where(Book.id == bindparam("book_id"))
+_LOCK_BORROWER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
+_TAKE_COPY = (
+    update(Book)
+    .where(Book.id == bindparam("book_id"), Book.inventory > 0)
+    .values(inventory=Book.inventory - 1)
+    .returning(Book, *_standing())
+    .execution_options(populate_existing=True)
+)
+_MARK_RETURNED = (
+    update(Borrowing)
+    .where(Borrowing.id == bindparam("borrowing_id"), Borrowing.actual_return_date.is_(None))
+    .values(actual_return_date=func.greatest(bindparam("on", type_=Date), Borrowing.borrow_date))
+    .returning(Borrowing, select(User.email).where(User.id == Borrowing.user_id).scalar_subquery())
+    .execution_options(populate_existing=True)
+)
+_PAYMENTS_OF = (
+    select(Payment).where(Payment.borrowing_id == bindparam("borrowing_id")).order_by(Payment.id)
+)
+
+
+@cache
+def _get_statement(*, by_user: bool, with_book: bool, with_payments: bool) -> AnySelect:
+    statement = select(Borrowing).where(Borrowing.id == bindparam("borrowing_id"))
+    if by_user:
+        statement = statement.where(Borrowing.user_id == bindparam("user_id"))
+    if with_book:  # many-to-one: joined into the same query
+        statement = statement.options(joinedload(Borrowing.book))
+    if with_payments:
+        statement = statement.options(selectinload(Borrowing.payments))
+    if with_book or with_payments:
+        statement = statement.execution_options(populate_existing=True)
+    return statement
+
+
+@cache
+def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelect, AnySelect]:
+    """A page (with the total beside each row) and the bare count, for one filter shape."""
+    conditions = []
+    if by_user:
+        conditions.append(Borrowing.user_id == bindparam("user_id"))
+    if is_active is not None:
+        conditions.append(
+            Borrowing.actual_return_date.is_(None)
+            if is_active
+            else Borrowing.actual_return_date.is_not(None)
+        )
+    page = (
+        select(*_LIST_COLUMNS, func.count().over().label("total"))
+        .join(Book, Book.id == Borrowing.book_id)
+        .where(*conditions)
+        .order_by(Borrowing.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    count = select(func.count()).select_from(Borrowing).where(*conditions)
+    return page, count
+
+
 class BorrowingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -81,57 +145,36 @@ class BorrowingRepository:
         with_payments: bool = False,
     ) -> Borrowing | None:
         """A borrowing; with `user_id`, only if it is that user's."""
-        statement = select(Borrowing).where(Borrowing.id == borrowing_id)
-        if user_id is not None:
-            statement = statement.where(Borrowing.user_id == user_id)
-        if with_book:  # many-to-one: joined into the same query
-            statement = statement.options(joinedload(Borrowing.book))
-        if with_payments:
-            statement = statement.options(selectinload(Borrowing.payments))
-        if with_book or with_payments:
-            statement = statement.execution_options(populate_existing=True)
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        statement = _get_statement(
+            by_user=user_id is not None, with_book=with_book, with_payments=with_payments
+        )
+        parameters = {"borrowing_id": borrowing_id, "user_id": user_id}
+        return (await self.session.execute(statement, parameters)).scalar_one_or_none()
 
     async def list(
         self, filters: BorrowingFilters, page: PageParams
     ) -> tuple[Sequence[AnyRow], int]:
-        statement = select(*_LIST_COLUMNS, func.count().over().label("total")).join(
-            Book, Book.id == Borrowing.book_id
+        page_statement, count_statement = _list_statements(
+            by_user=filters.user_id is not None, is_active=filters.is_active
         )
-        count_statement = select(func.count()).select_from(Borrowing)
-        conditions = []
-        if filters.user_id is not None:
-            conditions.append(Borrowing.user_id == filters.user_id)
-        if filters.is_active is not None:
-            conditions.append(
-                Borrowing.actual_return_date.is_(None)
-                if filters.is_active
-                else Borrowing.actual_return_date.is_not(None)
-            )
-        statement = (
-            statement.where(*conditions)
-            .order_by(Borrowing.id.desc())
-            .limit(page.limit)
-            .offset(page.offset)
-        )
-        rows = (await self.session.execute(statement)).all()
+        parameters = {"user_id": filters.user_id, "limit": page.limit, "offset": page.offset}
+        rows = (await self.session.execute(page_statement, parameters)).all()
         if rows:
             return rows, rows[0].total
         if page.offset == 0:
             return rows, 0
-        return rows, int(await self.session.scalar(count_statement.where(*conditions)) or 0)
+        return rows, int(await self.session.scalar(count_statement, parameters) or 0)
 
     async def lock_borrower(self, user_id: int) -> None:
         """Serialize one member's concurrent borrowings (loan limit, unpaid fines)."""
-        await self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        await self.session.execute(_LOCK_BORROWER, {"user_id": user_id})
 
     async def prepare(self, book_id: int, user_id: int) -> BorrowingDraft | None:
         """What a borrowing needs before Stripe is called, in one round trip: the book, the
         member's standing and the id its payment will have (Stripe's metadata names it).
         None if there is no such book."""
-        payment_id = func.nextval(func.pg_get_serial_sequence("payments", "id"))
-        statement = select(Book, *_standing(user_id), payment_id).where(Book.id == book_id)
-        row = (await self.session.execute(statement)).first()
+        parameters = {"book_id": book_id, "user_id": user_id}
+        row = (await self.session.execute(_PREPARE, parameters)).first()
         if row is None:
             return None
         standing = BorrowerStanding(active_borrowings=row[1], has_unpaid_fine=row[2])
@@ -146,14 +189,8 @@ class BorrowingRepository:
         as of its start, so counting in the statement that waited for the member's lock
         would miss what the transaction it waited for had just committed.
         """
-        statement = (
-            update(Book)
-            .where(Book.id == book_id, Book.inventory > 0)
-            .values(inventory=Book.inventory - 1)
-            .returning(Book, *_standing(user_id))
-            .execution_options(populate_existing=True)
-        )
-        row = (await self.session.execute(statement)).first()
+        parameters = {"book_id": book_id, "user_id": user_id}
+        row = (await self.session.execute(_TAKE_COPY, parameters)).first()
         if row is None:
             return None
         return row[0], BorrowerStanding(active_borrowings=row[1], has_unpaid_fine=row[2])
@@ -161,20 +198,13 @@ class BorrowingRepository:
     async def mark_returned(self, borrowing_id: int, on: date) -> tuple[Borrowing, str] | None:
         """Record the return (never before the borrow date), locking the row, and read the
         member's email; None if it was returned meanwhile."""
-        email = select(User.email).where(User.id == Borrowing.user_id).scalar_subquery()
-        statement = (
-            update(Borrowing)
-            .where(Borrowing.id == borrowing_id, Borrowing.actual_return_date.is_(None))
-            .values(actual_return_date=func.greatest(on, Borrowing.borrow_date))
-            .returning(Borrowing, email)
-            .execution_options(populate_existing=True)
-        )
-        row = (await self.session.execute(statement)).first()
+        parameters = {"borrowing_id": borrowing_id, "on": on}
+        row = (await self.session.execute(_MARK_RETURNED, parameters)).first()
         return (row[0], row[1]) if row else None
 
     async def payments_of(self, borrowing_id: int) -> Sequence[Payment]:
-        statement = select(Payment).where(Payment.borrowing_id == borrowing_id).order_by(Payment.id)
-        return (await self.session.scalars(statement)).all()
+        parameters = {"borrowing_id": borrowing_id}
+        return (await self.session.scalars(_PAYMENTS_OF, parameters)).all()
 
     async def add(self, borrowing: Borrowing) -> Borrowing:
         self.session.add(borrowing)

@@ -5,6 +5,12 @@ response is built (or rolls back on any error), and only after the commit hands 
 the request deferred to the queue. Pure reads, and writes of a single statement (which is
 atomic by itself), use a session on an autocommit connection: that saves the BEGIN and
 COMMIT/ROLLBACK round trips a transaction would cost.
+
+The hot paths' statements are built once, at import, with `bindparam()` for their values
+(or once per filter shape, with `functools.cache`), and executed with a parameter dict.
+SQLAlchemy computes a statement's cache key on every execution of a freshly built
+statement and only once for a reused one: measured here, that is about 110 µs of CPU saved
+per execution, against about 250 µs for the whole of a simple select.
 """
 
 from __future__ import annotations

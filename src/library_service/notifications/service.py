@@ -1,12 +1,20 @@
 from __future__ import annotations
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.jobs import defer_job
 from library_service.models import Notification
 
 DELIVER_JOB = "deliver_notification"
+
+
+# Written by every borrowing, return and payment: built once (see core/db.py).
+_INSERT = (
+    insert(Notification)
+    .values(kind=bindparam("kind"), text=bindparam("text"))
+    .returning(Notification.id)
+)
 
 
 def delivery_job_id(notification_id: int) -> str:
@@ -20,8 +28,8 @@ class NotificationService:
 
     async def record(self, kind: str, text: str) -> int:
         """Write a staff message in the caller's transaction; it is queued once that commits."""
-        statement = insert(Notification).values(kind=kind, text=text).returning(Notification.id)
-        notification_id: int = (await self.session.execute(statement)).scalar_one()
+        parameters = {"kind": kind, "text": text}
+        notification_id: int = (await self.session.execute(_INSERT, parameters)).scalar_one()
         defer_job(
             self.session, DELIVER_JOB, notification_id, job_id=delivery_job_id(notification_id)
         )

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +39,27 @@ _DESCRIBE_JOIN = (
 )
 
 
+# The webhook's and the success redirect's statements, built once (see core/db.py).
+_BY_SESSION_ID = select(Payment).where(Payment.session_id == bindparam("session_id"))
+_MARK_PAID = (
+    update(Payment)
+    .where(
+        Payment.session_id == bindparam("checkout_session_id"),
+        Payment.status != PaymentStatus.PAID.value,
+        *_DESCRIBE_JOIN,
+    )
+    .values(status=PaymentStatus.PAID.value, paid_at=func.now())
+    .returning(*_DESCRIBE_COLUMNS)
+    .execution_options(synchronize_session=False)
+)
+_RECORD_EVENT = (
+    pg_insert(StripeEvent)
+    .values(id=bindparam("event_id"), type=bindparam("event_type"))
+    .on_conflict_do_nothing(index_elements=[StripeEvent.id])
+    .returning(StripeEvent.id)
+)
+
+
 class PaymentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -58,8 +79,8 @@ class PaymentRepository:
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def get_by_session_id(self, session_id: str) -> Payment | None:
-        statement = select(Payment).where(Payment.session_id == session_id)
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        parameters = {"session_id": session_id}
+        return (await self.session.execute(_BY_SESSION_ID, parameters)).scalar_one_or_none()
 
     async def list(
         self, filters: PaymentFilters, page: PageParams
@@ -90,18 +111,7 @@ class PaymentRepository:
     async def mark_paid(self, session_id: str) -> AnyRow | None:
         """PAID once: if this call changed it, the payment as `describe` reads it; None if
         it was already paid or is unknown."""
-        statement = (
-            update(Payment)
-            .where(
-                Payment.session_id == session_id,
-                Payment.status != PaymentStatus.PAID.value,
-                *_DESCRIBE_JOIN,
-            )
-            .values(status=PaymentStatus.PAID.value, paid_at=func.now())
-            .returning(*_DESCRIBE_COLUMNS)
-            .execution_options(synchronize_session=False)
-        )
-        return (await self.session.execute(statement)).first()
+        return (await self.session.execute(_MARK_PAID, {"checkout_session_id": session_id})).first()
 
     async def mark_expired(self, session_id: str) -> int | None:
         statement = (
@@ -170,10 +180,5 @@ class PaymentRepository:
 
     async def record_event(self, event_id: str, event_type: str) -> bool:
         """Remember a webhook event; False if it was seen before."""
-        statement = (
-            pg_insert(StripeEvent)
-            .values(id=event_id, type=event_type)
-            .on_conflict_do_nothing(index_elements=[StripeEvent.id])
-            .returning(StripeEvent.id)
-        )
-        return (await self.session.execute(statement)).first() is not None
+        parameters = {"event_id": event_id, "event_type": event_type}
+        return (await self.session.execute(_RECORD_EVENT, parameters)).first() is not None

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.models import User
@@ -15,6 +15,12 @@ class AuthUser:
     id: int
     email: str
     is_staff: bool
+
+
+# Every authenticated request runs this: built once (see core/db.py).
+_ACTIVE_AUTH_USER = select(User.id, User.email, User.is_staff).where(
+    User.id == bindparam("user_id"), User.is_active.is_(True)
+)
 
 
 class UserRepository:
@@ -35,10 +41,7 @@ class UserRepository:
         return (await self.session.execute(statement.limit(1))).first() is not None
 
     async def get_active_auth_user(self, user_id: int) -> AuthUser | None:
-        statement = select(User.id, User.email, User.is_staff).where(
-            User.id == user_id, User.is_active.is_(True)
-        )
-        row = (await self.session.execute(statement)).first()
+        row = (await self.session.execute(_ACTIVE_AUTH_USER, {"user_id": user_id})).first()
         return AuthUser(id=row.id, email=row.email, is_staff=row.is_staff) if row else None
 
     async def add(self, user: User) -> User:
