@@ -111,7 +111,17 @@ def worker() -> None:
     if not settings.DATABASE_URL or not settings.REDIS_URL:
         raise typer.BadParameter("the worker needs DATABASE_URL and REDIS_URL")
     configure_logging(json_logs=settings.json_logs)
+    _use_uvloop()  # as uvicorn does for the API: cheaper socket I/O to Redis and PostgreSQL
     run_worker(worker_settings(settings))
+
+
+def _use_uvloop() -> None:
+    """Give this thread a uvloop event loop where uvloop exists (not on Windows)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop(uvloop.new_event_loop())
 
 
 @app.command()
