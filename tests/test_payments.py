@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -1394,3 +1395,12 @@ async def test_bad_input_is_a_client_error_never_500(client, factory, method, ur
     staff = await factory.user(is_staff=True)
     response = await client.request(method, url, headers=factory.auth(staff))
     assert response.status_code in (400, 404, 422), response.text
+
+
+async def test_http_stack_finds_sniffio():
+    """httpcore (under the Stripe and Telegram clients) imports sniffio on every request;
+    without it that is a failed import each time, which Python never caches."""
+    from httpcore._synchronization import current_async_library
+
+    assert current_async_library() == "asyncio"
+    assert "sniffio" in sys.modules  # found once, then a dictionary lookup
