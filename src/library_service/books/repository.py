@@ -119,6 +119,16 @@ def _count_statement(shape: _Shape) -> AnySelect:
     return select(func.count()).select_from(Book.__table__).where(*shape.conditions())
 
 
+# Every return runs this: built once (see core/db.py).
+_RETURN_COPY = (
+    update(Book)
+    .where(Book.id == bindparam("book_id"))
+    .values(inventory=Book.inventory + 1)
+    .returning(Book)
+    .execution_options(populate_existing=True)
+)
+
+
 class _TotalsCache:
     """Recent totals per filter set, in this process; bounded, least recently used first out."""
 
@@ -158,14 +168,8 @@ class BookRepository:
 
     async def return_copy(self, book_id: int) -> Book | None:
         """Inventory + 1 in one statement (the row stays locked until the transaction ends)."""
-        statement = (
-            update(Book)
-            .where(Book.id == book_id)
-            .values(inventory=Book.inventory + 1)
-            .returning(Book)
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        parameters = {"book_id": book_id}
+        return (await self.session.execute(_RETURN_COPY, parameters)).scalar_one_or_none()
 
     async def list(
         self, filters: BookFilters, page: PageParams, *, count_ttl: float = 0

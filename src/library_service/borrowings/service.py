@@ -49,6 +49,11 @@ class AlreadyReturnedError(AppError):
         super().__init__("This borrowing has already been returned.", code="already_returned")
 
 
+class BookNotFoundError(AppError):  # 400, not 404: the id is in the body, not the path
+    def __init__(self) -> None:
+        super().__init__("There is no book with this id.", code="book_not_found")
+
+
 class BookUnavailableError(AppError):
     def __init__(self) -> None:
         super().__init__("No copy of this book is available right now.", code="book_unavailable")
@@ -99,7 +104,7 @@ class BorrowingService:
         await read_without_transaction(self.session)
         draft = await self.borrowings.prepare(data.book, user.id)
         if draft is None:
-            raise AppError("There is no book with this id.", code="book_not_found")
+            raise BookNotFoundError
         book = draft.book
         if book.inventory <= 0:
             raise BookUnavailableError
