@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from library_service.core import clock
 from library_service.models import Book, Borrowing, Notification, Payment
+from library_service.payments.service import PaymentService
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 TODAY = date(2026, 3, 1)
@@ -293,6 +294,29 @@ async def test_borrow_unknown_book(client, factory, db, sandbox, frozen_today):
     r = await borrow(client, factory.auth(member), 999_999, frozen_today + timedelta(days=3))
     assert_error(r, 400, "book_not_found")
     assert await snapshot(db, sandbox) == before
+
+
+async def test_borrow_refused_when_the_fee_changes_while_stripe_is_asked(
+    client, factory, db, sandbox, monkeypatch, frozen_today
+):
+    """The fee is priced before Stripe is called; if staff change it meanwhile, the
+    borrowing is refused rather than charged at the old price, and its session expired."""
+    member = await factory.user()
+    book = await factory.book(inventory=2, daily_fee=Decimal("1.00"))
+    before = await snapshot(db, sandbox)
+    open_checkout = PaymentService.open_checkout
+
+    async def fee_changes_meanwhile(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        async with db.sessionmaker() as s, s.begin():
+            await s.execute(update(Book).where(Book.id == book.id).values(daily_fee=2))
+        return await open_checkout(self, *args, **kwargs)
+
+    monkeypatch.setattr(PaymentService, "open_checkout", fee_changes_meanwhile)
+    r = await borrow(client, factory.auth(member), book.id, frozen_today + timedelta(days=3))
+    assert_error(r, 409, "fee_changed")
+    after = await snapshot(db, sandbox)
+    assert after == before  # inventory, rows and open sessions as they were
+    assert [s["status"] for s in sandbox.sessions.values()] == ["expired"]
 
 
 async def test_borrow_book_with_no_copies(client, factory, db, sandbox, frozen_today):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from library_service.core.db import AnyRow, AnySelect
 from library_service.core.pagination import PageParams
 from library_service.models import Book, Borrowing, Payment, PaymentStatus, PaymentType, User
+from library_service.payments.repository import NEXT_PAYMENT_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +72,7 @@ def _standing() -> tuple[Any, Any]:
 
 
 # The hot paths' statements, built once (see core/db.py).
-_PREPARE = select(
-    Book, *_standing(), func.nextval(func.pg_get_serial_sequence("payments", "id"))
-).where(Book.id == bindparam("book_id"))
+_PREPARE = select(Book, *_standing(), NEXT_PAYMENT_ID).where(Book.id == bindparam("book_id"))
 _LOCK_BORROWER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
 _TAKE_COPY = (
     update(Book)

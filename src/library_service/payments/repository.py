@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,9 @@ class PaymentFilters:
     status: str | None = None
     type: str | None = None
 
+
+# The next payment id, for a row written after Stripe is asked (its metadata names the id).
+NEXT_PAYMENT_ID = func.nextval(func.pg_get_serial_sequence("payments", "id"))
 
 # A payment with its member and book, as staff messages and Stripe's page name them.
 _DESCRIBE_COLUMNS = (
@@ -66,10 +69,8 @@ class PaymentRepository:
 
     async def reserve_id(self) -> int:
         """A payment id taken before the row exists: Stripe's metadata needs it first."""
-        value = await self.session.scalar(
-            text("SELECT nextval(pg_get_serial_sequence('payments', 'id'))")
-        )
-        return int(value)
+        payment_id: int = (await self.session.execute(select(NEXT_PAYMENT_ID))).scalar_one()
+        return payment_id
 
     async def get(self, payment_id: int, *, user_id: int | None = None) -> Payment | None:
         """A payment; with `user_id`, only if it belongs to that user's borrowing."""
