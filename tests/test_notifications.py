@@ -418,8 +418,9 @@ async def test_overdue_report_waits_for_the_report_time(ctx, db, settings, monke
 
 async def test_worker_schedules_the_report_and_polls(settings):
     jobs = {job.name: job for job in worker_settings(settings)["cron_jobs"]}
-    report = jobs["cron:send_overdue_report"]
+    report = jobs["notifications.overdue_report"]
     assert (report.hour, report.minute) == (9, 0)
-    assert jobs["cron:poll_expired_sessions"].minute is None  # every minute
-    assert jobs["cron:relay_notifications"].minute is None
+    assert jobs["payments.poll_expired_sessions"].minute is None  # every minute
+    assert jobs["notifications.relay"].minute is None
+    assert jobs["payments.attach_missing_sessions"].minute is None
     assert worker_settings(settings)["timezone"].key == settings.LIBRARY_TIMEZONE

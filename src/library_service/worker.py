@@ -13,12 +13,14 @@ from arq import cron, func
 from library_service.core.config import Settings
 from library_service.core.db import Database
 from library_service.core.queue import redis_settings
+from library_service.notifications import jobs as notification_jobs
 from library_service.notifications.tasks import (
     deliver_notification,
     relay_notifications,
     send_overdue_report,
 )
 from library_service.notifications.telegram import TelegramClient
+from library_service.payments import jobs as payment_jobs
 from library_service.payments.stripe_client import StripeGateway
 from library_service.payments.tasks import (
     attach_missing_session,
@@ -31,8 +33,8 @@ logger = logging.getLogger(__name__)
 FUNCTIONS = [
     # Retries are counted in the notification row (NOTIFY_MAX_ATTEMPTS), not by arq; no
     # result is kept, so the sweep may queue the same job id again later.
-    func(deliver_notification, max_tries=1000, keep_result=0),
-    func(attach_missing_session, max_tries=3, keep_result=0),
+    func(deliver_notification, name=notification_jobs.DELIVER, max_tries=1000, keep_result=0),
+    func(attach_missing_session, name=payment_jobs.ATTACH_SESSION, max_tries=3, keep_result=0),
 ]
 
 
@@ -58,13 +60,24 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     return {
         "functions": FUNCTIONS,
         "cron_jobs": [
-            cron(relay_notifications, second=30, unique=True),
-            cron(poll_expired_sessions, second=0, unique=True),
-            cron(attach_missing_sessions, second=15, unique=True),
+            cron(relay_notifications, name=notification_jobs.RELAY, second=30, unique=True),
+            cron(
+                poll_expired_sessions,
+                name=payment_jobs.POLL_EXPIRED_SESSIONS,
+                second=0,
+                unique=True,
+            ),
+            cron(
+                attach_missing_sessions,
+                name=payment_jobs.ATTACH_MISSING_SESSIONS,
+                second=15,
+                unique=True,
+            ),
             # Also at startup: a worker that was down at report time still sends today's
             # report (the job skips it before the report time and once it was sent).
             cron(
                 send_overdue_report,
+                name=notification_jobs.OVERDUE_REPORT,
                 hour=report_at.hour,
                 minute=report_at.minute,
                 second=report_at.second,

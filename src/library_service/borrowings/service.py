@@ -25,6 +25,7 @@ from library_service.core.pagination import PageParams
 from library_service.models import Borrowing, PaymentType
 from library_service.notifications import messages
 from library_service.notifications.service import NotificationService
+from library_service.payments import jobs as payment_jobs
 from library_service.payments.service import (
     CheckoutItem,
     CheckoutUrls,
@@ -35,8 +36,6 @@ from library_service.payments.stripe_client import CheckoutSession, StripeUnavai
 from library_service.users.repository import AuthUser
 
 logger = logging.getLogger(__name__)
-
-ATTACH_SESSION_JOB = "attach_missing_session"
 
 
 class BorrowingNotFoundError(NotFoundError):
@@ -314,9 +313,9 @@ class BorrowingService:
             if checkout is None:
                 defer_job(
                     self.session,
-                    ATTACH_SESSION_JOB,
+                    payment_jobs.ATTACH_SESSION,
                     fine_payment_id,
-                    job_id=f"attach-session:{fine_payment_id}",
+                    job_id=payment_jobs.attach_session_job_id(fine_payment_id),
                 )
         assert borrowing.actual_return_date is not None
         await self.notifications.record(

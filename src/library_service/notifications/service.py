@@ -5,9 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.jobs import defer_job
 from library_service.models import Notification
-
-DELIVER_JOB = "deliver_notification"
-
+from library_service.notifications import jobs
 
 # Written by every borrowing, return and payment: built once (see core/db.py).
 _INSERT = (
@@ -15,11 +13,6 @@ _INSERT = (
     .values(kind=bindparam("kind"), text=bindparam("text"))
     .returning(Notification.id)
 )
-
-
-def delivery_job_id(notification_id: int) -> str:
-    """One queued delivery per message: arq refuses a second job with the same id."""
-    return f"notification:{notification_id}"
 
 
 class NotificationService:
@@ -31,6 +24,9 @@ class NotificationService:
         parameters = {"kind": kind, "text": text}
         notification_id: int = (await self.session.execute(_INSERT, parameters)).scalar_one()
         defer_job(
-            self.session, DELIVER_JOB, notification_id, job_id=delivery_job_id(notification_id)
+            self.session,
+            jobs.DELIVER,
+            notification_id,
+            job_id=jobs.delivery_job_id(notification_id),
         )
         return notification_id

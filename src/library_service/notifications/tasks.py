@@ -10,13 +10,9 @@ from arq import Retry
 
 from library_service.core import clock
 from library_service.core.db import Database, unit_of_work
-from library_service.notifications import messages
+from library_service.notifications import jobs, messages
 from library_service.notifications.repository import DeliveryRepository, NotificationRepository
-from library_service.notifications.service import (
-    DELIVER_JOB,
-    NotificationService,
-    delivery_job_id,
-)
+from library_service.notifications.service import NotificationService
 from library_service.notifications.telegram import TelegramClient, TelegramError
 
 logger = logging.getLogger(__name__)
@@ -84,7 +80,7 @@ async def relay_notifications(ctx: dict[str, Any]) -> int:
         due = await NotificationRepository(session).due_for_relay(limit=RELAY_BATCH)
         for notification_id in due:
             await ctx["redis"].enqueue_job(
-                DELIVER_JOB, notification_id, _job_id=delivery_job_id(notification_id)
+                jobs.DELIVER, notification_id, _job_id=jobs.delivery_job_id(notification_id)
             )
     if due:
         logger.info("relayed %d pending notification(s)", len(due))
