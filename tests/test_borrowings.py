@@ -17,7 +17,7 @@ from sqlalchemy import event, func, select, update
 
 from library_service.core import clock
 from library_service.models import Book, Borrowing, Notification, Payment
-from library_service.payments.service import PaymentService
+from library_service.payments.stripe_client import StripeGateway
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 TODAY = date(2026, 3, 1)
@@ -292,7 +292,7 @@ async def test_borrow_unknown_book(client, factory, db, sandbox, frozen_today):
     await factory.book(inventory=2)
     before = await snapshot(db, sandbox)
     r = await borrow(client, factory.auth(member), 999_999, frozen_today + timedelta(days=3))
-    assert_error(r, 400, "book_not_found")
+    assert_error(r, 404, "book_not_found")
     assert await snapshot(db, sandbox) == before
 
 
@@ -304,14 +304,14 @@ async def test_borrow_refused_when_the_fee_changes_while_stripe_is_asked(
     member = await factory.user()
     book = await factory.book(inventory=2, daily_fee=Decimal("1.00"))
     before = await snapshot(db, sandbox)
-    open_checkout = PaymentService.open_checkout
+    create_session = StripeGateway.create_checkout_session
 
-    async def fee_changes_meanwhile(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    async def fee_changes_meanwhile(self, **kwargs):  # type: ignore[no-untyped-def]
         async with db.sessionmaker() as s, s.begin():
             await s.execute(update(Book).where(Book.id == book.id).values(daily_fee=2))
-        return await open_checkout(self, *args, **kwargs)
+        return await create_session(self, **kwargs)
 
-    monkeypatch.setattr(PaymentService, "open_checkout", fee_changes_meanwhile)
+    monkeypatch.setattr(StripeGateway, "create_checkout_session", fee_changes_meanwhile)
     r = await borrow(client, factory.auth(member), book.id, frozen_today + timedelta(days=3))
     assert_error(r, 409, "fee_changed")
     after = await snapshot(db, sandbox)

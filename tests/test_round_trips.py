@@ -72,10 +72,12 @@ async def test_borrow_pay_return_round_trips(client, factory, sandbox, round_tri
     borrowing = await borrow_ok(client, factory, member, book, days=4)
     assert round_trips == [
         "SELECT users",  # who is calling (autocommit)
-        "SELECT books",  # the rules, and the payment's id; no transaction before Stripe
+        "SELECT books",  # the book and the member's standing; no transaction before Stripe
+        "SELECT nextval",  # the payment's id, reserved by the checkout saga
         "BEGIN",
-        "SELECT users FOR UPDATE",
-        "UPDATE books",  # a copy taken, returning the book and the rules again
+        "SELECT users FOR UPDATE",  # the member's lock, then their standing again:
+        "SELECT books FOR UPDATE",  # the book locked, the rules checked again in Python
+        "UPDATE books",  # a copy taken
         "INSERT borrowings",
         "INSERT payments",
         "INSERT notifications",
@@ -108,9 +110,10 @@ async def test_borrow_pay_return_round_trips(client, factory, sandbox, round_tri
         "SELECT users",
         "SELECT borrowings",  # the fine, if any, is priced before any lock
         "BEGIN",
-        "UPDATE borrowings",
-        "UPDATE books",
+        "SELECT borrowings FOR UPDATE",  # the borrowing and its book, locked
         "SELECT payments",
+        "UPDATE books",
+        "UPDATE borrowings",
         "INSERT notifications",
         "COMMIT",
     ]
@@ -129,9 +132,10 @@ async def test_late_return_round_trips(client, factory, round_trips):
         "SELECT nextval",  # the fine's payment id, for Stripe
         "BEGIN",
         "SELECT users FOR UPDATE",  # a fine changes the member's standing
-        "UPDATE borrowings",
-        "UPDATE books",
+        "SELECT borrowings FOR UPDATE",
         "SELECT payments",
+        "UPDATE books",
+        "UPDATE borrowings",
         "INSERT payments",
         "INSERT notifications",
         "COMMIT",
@@ -161,5 +165,5 @@ async def test_reading_round_trips(client, factory, round_trips):
             json={"book": 10**6, "expected_return_date": str(DAY0 + timedelta(days=2))},
             headers=factory.auth(member),
         )
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert round_trips == ["SELECT users", "SELECT books"]  # refused before any transaction

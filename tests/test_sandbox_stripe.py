@@ -15,7 +15,7 @@ import pytest
 import stripe
 
 from library_service.dev.fake_stripe import SESSION_LIFETIME_SECONDS, SandboxStripe, parse_form
-from library_service.payments.stripe_client import StripeUnavailableError
+from library_service.payments.errors import PaymentProviderUnavailableError
 
 API = "https://stripe.test/v1/checkout/sessions"
 PAGES = "https://checkout.stripe.test"
@@ -554,7 +554,7 @@ async def test_gateway_expire_reports_final_state(app, stripe_mock, sandbox):
 
 
 async def test_gateway_reports_sandbox_errors_as_unavailable(app, stripe_mock, sandbox):
-    with pytest.raises(StripeUnavailableError):
+    with pytest.raises(PaymentProviderUnavailableError):
         await app.state.stripe.create_checkout_session(
             payment_id=11,
             amount=Decimal("0.10"),  # under Stripe's minimum: the sandbox refuses it

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.books.schemas import BookFilters
 from library_service.core.db import AnyRow, AnySelect
 from library_service.core.pagination import PageParams
 from library_service.models import Book, Borrowing
@@ -41,51 +42,39 @@ def _contains(column: Any, parameter: str) -> ColumnElement[bool]:
     return condition
 
 
-@dataclass(frozen=True, slots=True)
-class BookFilters:
-    search: str | None = None
-    title: str | None = None
-    author: str | None = None
-    available: bool | None = None
-    ordering: str = "id"
+def _isbn_digits(search: str | None) -> str:
+    """ISBNs are stored bare: "978-0-14" finds 9780141…"""
+    return (search or "").replace("-", "").replace(" ", "")
 
-    @property
-    def count_key(self) -> tuple[Any, ...]:
-        return (self.search, self.title, self.author, self.available)
 
-    @property
-    def _isbn_digits(self) -> str:
-        """ISBNs are stored bare: "978-0-14" finds 9780141…"""
-        return (self.search or "").replace("-", "").replace(" ", "")
-
-    @property
-    def shape(self) -> _Shape:
-        """Which filters are set: the statement's form (values go in as parameters)."""
-        return _Shape(
-            search=bool(self.search),
-            isbn=bool(self.search and self._isbn_digits),
-            title=bool(self.title),
-            author=bool(self.author),
-            available=self.available,
-        )
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {
-            "search": _pattern(self.search or ""),
-            "isbn": _pattern(self._isbn_digits),
-            "title": _pattern(self.title or ""),
-            "author": _pattern(self.author or ""),
-        }
+def _parameters(filters: BookFilters) -> dict[str, str]:
+    return {
+        "search": _pattern(filters.search or ""),
+        "isbn": _pattern(_isbn_digits(filters.search)),
+        "title": _pattern(filters.title or ""),
+        "author": _pattern(filters.author or ""),
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
+    """Which filters are set: the statement's form (the values go in as parameters)."""
+
     search: bool
     isbn: bool
     title: bool
     author: bool
     available: bool | None
+
+    @classmethod
+    def of(cls, filters: BookFilters) -> _Shape:
+        return cls(
+            search=bool(filters.search),
+            isbn=bool(filters.search and _isbn_digits(filters.search)),
+            title=bool(filters.title),
+            author=bool(filters.author),
+            available=filters.available,
+        )
 
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions = []
@@ -103,6 +92,7 @@ class _Shape:
         return conditions
 
 
+# Built once per filter shape and ordering: the catalogue page is the hottest read (core/db.py).
 @cache
 def _page_statement(shape: _Shape, ordering: str) -> AnySelect:
     return (
@@ -117,16 +107,6 @@ def _page_statement(shape: _Shape, ordering: str) -> AnySelect:
 @cache
 def _count_statement(shape: _Shape) -> AnySelect:
     return select(func.count()).select_from(Book.__table__).where(*shape.conditions())
-
-
-# Every return runs this: built once (see core/db.py).
-_RETURN_COPY = (
-    update(Book)
-    .where(Book.id == bindparam("book_id"))
-    .values(inventory=Book.inventory + 1)
-    .returning(Book)
-    .execution_options(populate_existing=True)
-)
 
 
 class _TotalsCache:
@@ -162,14 +142,9 @@ class BookRepository:
 
     async def get(self, book_id: int, *, for_update: bool = False) -> Book | None:
         statement = select(Book).where(Book.id == book_id)
-        if for_update:  # and re-read: the identity map may hold an older copy of the row
-            statement = statement.with_for_update().execution_options(populate_existing=True)
+        if for_update:
+            statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
-
-    async def return_copy(self, book_id: int) -> Book | None:
-        """Inventory + 1 in one statement (the row stays locked until the transaction ends)."""
-        parameters = {"book_id": book_id}
-        return (await self.session.execute(_RETURN_COPY, parameters)).scalar_one_or_none()
 
     async def list(
         self, filters: BookFilters, page: PageParams, *, count_ttl: float = 0
@@ -180,15 +155,16 @@ class BookRepository:
         visiting every matching row (on a large catalogue far more work than the page
         itself, which an index serves in order), and a catalogue's size barely moves.
         """
-        shape, parameters = filters.shape, filters.parameters
+        shape, parameters = _Shape.of(filters), _parameters(filters)
         statement = _page_statement(shape, filters.ordering)
         page_parameters = {**parameters, "limit": page.limit, "offset": page.offset}
         rows = (await self.session.execute(statement, page_parameters)).all()
-        total = _totals.get(filters.count_key, count_ttl)
+        count_key = (filters.search, filters.title, filters.author, filters.available)
+        total = _totals.get(count_key, count_ttl)
         if total is None:
             counting = _count_statement(shape)
             total = int(await self.session.scalar(counting, parameters) or 0)
-            _totals.put(filters.count_key, total)
+            _totals.put(count_key, total)
         return rows, total
 
     @staticmethod

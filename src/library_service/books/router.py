@@ -4,10 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from library_service.books.repository import BookFilters
-from library_service.books.schemas import BookCreate, BookOrdering, BookPatch, BookRead
+from library_service.books.schemas import (
+    BookCreate,
+    BookFilters,
+    BookOrdering,
+    BookPatch,
+    BookRead,
+)
 from library_service.books.service import BookService
-from library_service.core.dependencies import ReadSessionDep, SessionDep, SettingsDep
+from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath
@@ -36,23 +41,17 @@ async def book_filters(
     )
 
 
-async def get_book_service(session: SessionDep, settings: SettingsDep) -> BookService:
-    return BookService(session, settings=settings)
-
-
-async def get_book_reader(session: ReadSessionDep, settings: SettingsDep) -> BookService:
-    """The service on an autocommit session, for endpoints that only read."""
-    return BookService(session, settings=settings)
+async def get_book_service(uow: UnitOfWorkDep, settings: SettingsDep) -> BookService:
+    return BookService(uow, settings=settings)
 
 
 BookServiceDep = Annotated[BookService, Depends(get_book_service)]
-BookReaderDep = Annotated[BookService, Depends(get_book_reader)]
 
 
 @router.get("/")
 async def list_books(
     request: Request,
-    service: BookReaderDep,
+    service: BookServiceDep,
     filters: Annotated[BookFilters, Depends(book_filters)],
     page: PageDep,
 ) -> Page[BookRead]:
@@ -62,7 +61,7 @@ async def list_books(
 
 
 @router.get("/{book_id}/")
-async def read_book(book_id: IdPath, service: BookReaderDep) -> BookRead:
+async def read_book(book_id: IdPath, service: BookServiceDep) -> BookRead:
     """One book."""
     return BookRead.model_validate(await service.get_book(book_id))
 

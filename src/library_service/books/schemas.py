@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -92,3 +93,14 @@ class BookRead(BaseModel):
 BookOrdering = Literal[
     "id", "-id", "title", "-title", "author", "-author", "daily_fee", "-daily_fee"
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class BookFilters:
+    """The catalogue's query: what to match and in which order."""
+
+    search: str | None = None
+    title: str | None = None
+    author: str | None = None
+    available: bool | None = None
+    ordering: BookOrdering = "id"

@@ -3,54 +3,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from functools import cache
-from typing import Any
 
-from sqlalchemy import Date, Integer, bindparam, func, select, update
+from sqlalchemy import Integer, Label, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from library_service.core.db import AnyRow, AnySelect
+from library_service.borrowings.rules import Standing
+from library_service.borrowings.schemas import BorrowingFilters
+from library_service.core.db import AnySelect
 from library_service.core.pagination import PageParams
 from library_service.models import Book, Borrowing, Payment, PaymentStatus, PaymentType, User
-from library_service.payments.repository import NEXT_PAYMENT_ID
 
 
 @dataclass(frozen=True, slots=True)
-class BorrowerStanding:
-    active_borrowings: int
-    has_unpaid_fine: bool
+class BookBrief:
+    id: int
+    title: str
+    author: str
+    cover: str
+    daily_fee: Decimal
 
 
 @dataclass(frozen=True, slots=True)
-class BorrowingDraft:
-    book: Book
-    standing: BorrowerStanding
-    payment_id: int
+class BorrowingListItem:
+    """A borrowing as the list shows it, with its book in brief."""
+
+    id: int
+    borrow_date: date
+    expected_return_date: date
+    actual_return_date: date | None
+    user_id: int
+    book: BookBrief
+
+    @property
+    def is_active(self) -> bool:
+        return self.actual_return_date is None
 
 
-@dataclass(frozen=True, slots=True)
-class BorrowingFilters:
-    user_id: int | None = None  # the member's own id, or a staff filter
-    is_active: bool | None = None
-
-
-# The list reads flat rows (borrowing + book columns) in one query with its total.
-_LIST_COLUMNS = (
-    Borrowing.id,
-    Borrowing.borrow_date,
-    Borrowing.expected_return_date,
-    Borrowing.actual_return_date,
-    Borrowing.user_id,
-    Book.id.label("book_id"),
-    Book.title,
-    Book.author,
-    Book.cover,
-    Book.daily_fee,
-)
-
-
-def _standing() -> tuple[Any, Any]:
+def _standing_columns() -> tuple[Label[int], Label[bool]]:
     """The member `:user_id`'s active loans, and whether a fine of theirs is unpaid."""
     user_id = bindparam("user_id", type_=Integer)
     active = (
@@ -68,45 +60,34 @@ def _standing() -> tuple[Any, Any]:
         )
         .exists()
     )
-    return active, unpaid_fine
+    return active.label("active_borrowings"), unpaid_fine.label("has_unpaid_fine")
 
 
-# The hot paths' statements, built once (see core/db.py).
-_PREPARE = select(Book, *_standing(), NEXT_PAYMENT_ID).where(Book.id == bindparam("book_id"))
-_LOCK_BORROWER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
-_TAKE_COPY = (
-    update(Book)
-    .where(Book.id == bindparam("book_id"), Book.inventory > 0)
-    .values(inventory=Book.inventory - 1)
-    .returning(Book, *_standing())
-    .execution_options(populate_existing=True)
-)
-_MARK_RETURNED = (
-    update(Borrowing)
-    .where(Borrowing.id == bindparam("borrowing_id"), Borrowing.actual_return_date.is_(None))
-    .values(actual_return_date=func.greatest(bindparam("on", type_=Date), Borrowing.borrow_date))
-    .returning(Borrowing, select(User.email).where(User.id == Borrowing.user_id).scalar_subquery())
-    .execution_options(populate_existing=True)
-)
-_PAYMENTS_OF = (
-    select(Payment).where(Payment.borrowing_id == bindparam("borrowing_id")).order_by(Payment.id)
-)
+# The borrow and return writes' statements, built once (see core/db.py).
+_BOOK_AND_STANDING = select(Book, *_standing_columns()).where(Book.id == bindparam("book_id"))
+_BOOK_AND_STANDING_LOCKED = _BOOK_AND_STANDING.with_for_update(of=Book)
+_LOCK_MEMBER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
 
 
 @cache
-def _get_statement(*, by_user: bool, with_book: bool, with_payments: bool) -> AnySelect:
+def _get_statement(
+    *, by_user: bool, with_book: bool, with_member: bool, with_payments: bool, for_update: bool
+) -> AnySelect:
     statement = select(Borrowing).where(Borrowing.id == bindparam("borrowing_id"))
     if by_user:
         statement = statement.where(Borrowing.user_id == bindparam("user_id"))
-    if with_book:  # many-to-one: joined into the same query
-        statement = statement.options(joinedload(Borrowing.book))
+    if with_book:  # many-to-one: joined into the same query (and locked with it)
+        statement = statement.options(joinedload(Borrowing.book, innerjoin=True))
+    if with_member:
+        statement = statement.options(joinedload(Borrowing.user, innerjoin=True))
     if with_payments:
         statement = statement.options(selectinload(Borrowing.payments))
-    if with_book or with_payments:
-        statement = statement.execution_options(populate_existing=True)
+    if for_update:
+        statement = statement.with_for_update()
     return statement
 
 
+# Built once per filter shape: a member's list is one of the hottest reads (core/db.py).
 @cache
 def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelect, AnySelect]:
     """A page (with the total beside each row) and the bare count, for one filter shape."""
@@ -114,13 +95,22 @@ def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelec
     if by_user:
         conditions.append(Borrowing.user_id == bindparam("user_id"))
     if is_active is not None:
-        conditions.append(
-            Borrowing.actual_return_date.is_(None)
-            if is_active
-            else Borrowing.actual_return_date.is_not(None)
-        )
+        returned = Borrowing.actual_return_date
+        conditions.append(returned.is_(None) if is_active else returned.is_not(None))
     page = (
-        select(*_LIST_COLUMNS, func.count().over().label("total"))
+        select(
+            Borrowing.id,
+            Borrowing.borrow_date,
+            Borrowing.expected_return_date,
+            Borrowing.actual_return_date,
+            Borrowing.user_id,
+            Book.id.label("book_id"),
+            Book.title,
+            Book.author,
+            Book.cover,
+            Book.daily_fee,
+            func.count().over().label("total"),
+        )
         .join(Book, Book.id == Borrowing.book_id)
         .where(*conditions)
         .order_by(Borrowing.id.desc())
@@ -141,69 +131,75 @@ class BorrowingRepository:
         *,
         user_id: int | None = None,
         with_book: bool = False,
+        with_member: bool = False,
         with_payments: bool = False,
+        for_update: bool = False,
     ) -> Borrowing | None:
-        """A borrowing; with `user_id`, only if it is that user's."""
+        """A borrowing; with `user_id`, only if it is that user's. `for_update` locks its
+        row, and its book's when `with_book` (do not combine it with `with_member`)."""
         statement = _get_statement(
-            by_user=user_id is not None, with_book=with_book, with_payments=with_payments
+            by_user=user_id is not None,
+            with_book=with_book,
+            with_member=with_member,
+            with_payments=with_payments,
+            for_update=for_update,
         )
         parameters = {"borrowing_id": borrowing_id, "user_id": user_id}
         return (await self.session.execute(statement, parameters)).scalar_one_or_none()
 
     async def list(
         self, filters: BorrowingFilters, page: PageParams
-    ) -> tuple[Sequence[AnyRow], int]:
+    ) -> tuple[Sequence[BorrowingListItem], int]:
         page_statement, count_statement = _list_statements(
             by_user=filters.user_id is not None, is_active=filters.is_active
         )
         parameters = {"user_id": filters.user_id, "limit": page.limit, "offset": page.offset}
         rows = (await self.session.execute(page_statement, parameters)).all()
+        items = [
+            BorrowingListItem(
+                id=row.id,
+                borrow_date=row.borrow_date,
+                expected_return_date=row.expected_return_date,
+                actual_return_date=row.actual_return_date,
+                user_id=row.user_id,
+                book=BookBrief(
+                    id=row.book_id,
+                    title=row.title,
+                    author=row.author,
+                    cover=row.cover,
+                    daily_fee=row.daily_fee,
+                ),
+            )
+            for row in rows
+        ]
         if rows:
-            return rows, rows[0].total
+            return items, rows[0].total
         if page.offset == 0:
-            return rows, 0
-        return rows, int(await self.session.scalar(count_statement, parameters) or 0)
+            return items, 0
+        return items, int(await self.session.scalar(count_statement, parameters) or 0)
 
-    async def lock_borrower(self, user_id: int) -> None:
-        """Serialize one member's concurrent borrowings (loan limit, unpaid fines)."""
-        await self.session.execute(_LOCK_BORROWER, {"user_id": user_id})
+    async def lock_member(self, user_id: int) -> None:
+        """Serialize one member's borrowings and fines (loan limit, unpaid fines).
 
-    async def prepare(self, book_id: int, user_id: int) -> BorrowingDraft | None:
-        """What a borrowing needs before Stripe is called, in one round trip: the book, the
-        member's standing and the id its payment will have (Stripe's metadata names it).
-        None if there is no such book."""
-        parameters = {"book_id": book_id, "user_id": user_id}
-        row = (await self.session.execute(_PREPARE, parameters)).first()
-        if row is None:
-            return None
-        standing = BorrowerStanding(active_borrowings=row[1], has_unpaid_fine=row[2])
-        return BorrowingDraft(book=row[0], standing=standing, payment_id=row[3])
-
-    async def take_copy(self, book_id: int, user_id: int) -> tuple[Book, BorrowerStanding] | None:
-        """Inventory - 1, returning the book and the member's standing; None if no copy is
-        left (or the book is gone). The caller checks the standing and rolls back if a
-        rule fails.
-
-        Call it under `lock_borrower`, in a statement of its own: a statement sees the data
-        as of its start, so counting in the statement that waited for the member's lock
-        would miss what the transaction it waited for had just committed.
+        Read the standing in a later statement: a statement sees the data as of its start,
+        so one that waited for this lock would miss what its holder had just committed.
         """
+        await self.session.execute(_LOCK_MEMBER, {"user_id": user_id})
+
+    async def book_and_standing(
+        self, book_id: int, user_id: int, *, for_update: bool = False
+    ) -> tuple[Book, Standing] | None:
+        """The book (locked with `for_update`) and the member's standing; None if there is
+        no such book."""
+        statement = _BOOK_AND_STANDING_LOCKED if for_update else _BOOK_AND_STANDING
         parameters = {"book_id": book_id, "user_id": user_id}
-        row = (await self.session.execute(_TAKE_COPY, parameters)).first()
+        row = (await self.session.execute(statement, parameters)).first()
         if row is None:
             return None
-        return row[0], BorrowerStanding(active_borrowings=row[1], has_unpaid_fine=row[2])
-
-    async def mark_returned(self, borrowing_id: int, on: date) -> tuple[Borrowing, str] | None:
-        """Record the return (never before the borrow date), locking the row, and read the
-        member's email; None if it was returned meanwhile."""
-        parameters = {"borrowing_id": borrowing_id, "on": on}
-        row = (await self.session.execute(_MARK_RETURNED, parameters)).first()
-        return (row[0], row[1]) if row else None
-
-    async def payments_of(self, borrowing_id: int) -> Sequence[Payment]:
-        parameters = {"borrowing_id": borrowing_id}
-        return (await self.session.scalars(_PAYMENTS_OF, parameters)).all()
+        standing = Standing(
+            active_borrowings=row.active_borrowings, has_unpaid_fine=row.has_unpaid_fine
+        )
+        return row.Book, standing
 
     async def add(self, borrowing: Borrowing) -> Borrowing:
         self.session.add(borrowing)

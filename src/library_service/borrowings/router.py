@@ -4,24 +4,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from library_service.borrowings.repository import BorrowingFilters
 from library_service.borrowings.schemas import (
-    BookSummary,
     BorrowingCreate,
     BorrowingDetail,
+    BorrowingFilters,
     BorrowingRead,
 )
 from library_service.borrowings.service import BorrowingService
-from library_service.core.db import AnyRow
-from library_service.core.dependencies import ReadSessionDep, SessionDep, SettingsDep
+from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import IdPath, UserIdFilter
-from library_service.payments.dependencies import (
-    CheckoutUrlsDep,
-    PaymentReaderDep,
-    PaymentServiceDep,
-)
+from library_service.payments.dependencies import CheckoutDep
 from library_service.users.dependencies import CurrentUser
 
 router = APIRouter(
@@ -32,67 +26,41 @@ router = APIRouter(
 
 
 async def get_borrowing_service(
-    session: SessionDep, settings: SettingsDep, payments: PaymentServiceDep
+    uow: UnitOfWorkDep, settings: SettingsDep, checkout: CheckoutDep
 ) -> BorrowingService:
-    return BorrowingService(session, settings=settings, payments=payments)
-
-
-async def get_borrowing_reader(
-    session: ReadSessionDep, settings: SettingsDep, payments: PaymentReaderDep
-) -> BorrowingService:
-    """The service on an autocommit session, for endpoints that only read."""
-    return BorrowingService(session, settings=settings, payments=payments)
+    return BorrowingService(uow, settings=settings, checkout=checkout)
 
 
 BorrowingServiceDep = Annotated[BorrowingService, Depends(get_borrowing_service)]
-BorrowingReaderDep = Annotated[BorrowingService, Depends(get_borrowing_reader)]
-
-
-def _list_item(row: AnyRow) -> BorrowingRead:
-    return BorrowingRead(
-        id=row.id,
-        borrow_date=row.borrow_date,
-        expected_return_date=row.expected_return_date,
-        actual_return_date=row.actual_return_date,
-        is_active=row.actual_return_date is None,
-        user_id=row.user_id,
-        book=BookSummary(
-            id=row.book_id,
-            title=row.title,
-            author=row.author,
-            cover=row.cover,
-            daily_fee=row.daily_fee,
-        ),
-    )
 
 
 @router.get("/")
 async def list_borrowings(
     request: Request,
     user: CurrentUser,
-    service: BorrowingReaderDep,
+    service: BorrowingServiceDep,
     page: PageDep,
     is_active: Annotated[bool | None, Query(description="true: not yet returned.")] = None,
     user_id: UserIdFilter = None,
 ) -> Page[BorrowingRead]:
     """Your borrowings (staff: everyone's, optionally one user's), newest first."""
-    rows, count = await service.list_borrowings(
+    items, count = await service.list_borrowings(
         user, BorrowingFilters(user_id=user_id, is_active=is_active), page
     )
-    return make_page(request, page, count, [_list_item(row) for row in rows])
+    return make_page(request, page, count, [BorrowingRead.model_validate(i) for i in items])
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED)
 async def create_borrowing(
-    data: BorrowingCreate, user: CurrentUser, service: BorrowingServiceDep, urls: CheckoutUrlsDep
+    data: BorrowingCreate, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:
     """Borrow a book; pay its fee at the returned payment's `session_url`."""
-    return BorrowingDetail.model_validate(await service.borrow(user, data, urls))
+    return BorrowingDetail.model_validate(await service.borrow(user, data))
 
 
 @router.get("/{borrowing_id}/")
 async def read_borrowing(
-    borrowing_id: IdPath, user: CurrentUser, service: BorrowingReaderDep
+    borrowing_id: IdPath, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:
     """One borrowing with its book and payments."""
     return BorrowingDetail.model_validate(await service.get_borrowing(borrowing_id, user))
@@ -100,7 +68,7 @@ async def read_borrowing(
 
 @router.post("/{borrowing_id}/return/")
 async def return_borrowing(
-    borrowing_id: IdPath, user: CurrentUser, service: BorrowingServiceDep, urls: CheckoutUrlsDep
+    borrowing_id: IdPath, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:
     """Return the book; a late return adds a FINE payment with its own `session_url`."""
-    return BorrowingDetail.model_validate(await service.return_book(borrowing_id, user, urls))
+    return BorrowingDetail.model_validate(await service.return_book(borrowing_id, user))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,3 +51,9 @@ class BorrowingDetail(_BorrowingFields):
 
     book: BookRead
     payments: list[PaymentRead]
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowingFilters:
+    user_id: int | None = None  # the member's own id, or a staff filter
+    is_active: bool | None = None

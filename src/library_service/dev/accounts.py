@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from library_service.core.config import Settings
-from library_service.core.db import Database, unit_of_work
+from library_service.core.db import Database, UnitOfWork
 from library_service.core.security import hash_password
 from library_service.dev.seed import seed_books
 from library_service.users.repository import UserRepository
@@ -21,15 +21,20 @@ async def ensure_user(settings: Settings, email: str, password: str, *, is_staff
         raise ValueError("; ".join(error["msg"] for error in exc.errors())) from exc
     db = Database.connect(settings.DATABASE_URL, settings, pool_size=1)
     try:
-        async with unit_of_work(db, None) as session:
+        uow = UnitOfWork(db)
+        async with uow.read() as session:
             existing = await UserRepository(session).get_by_email(data.email)
-            if existing is None:
-                await UserService(session, settings=settings).register(data, is_staff=is_staff)
-                return True
-            existing.hashed_password = await hash_password(password, settings)
-            existing.is_staff = is_staff or existing.is_staff
-            existing.is_active = True
-            return False
+        if existing is None:
+            await UserService(uow, settings=settings).register(data, is_staff=is_staff)
+            return True
+        hashed = await hash_password(password, settings)
+        async with uow.write() as session:
+            user = await UserRepository(session).get(existing.id)
+            assert user is not None
+            user.hashed_password = hashed
+            user.is_staff = is_staff or user.is_staff
+            user.is_active = True
+        return False
     finally:
         await db.dispose()
 
@@ -37,7 +42,7 @@ async def ensure_user(settings: Settings, email: str, password: str, *, is_staff
 async def seed_catalogue(settings: Settings) -> int:
     db = Database.connect(settings.DATABASE_URL, settings, pool_size=1)
     try:
-        async with unit_of_work(db, None) as session:
+        async with UnitOfWork(db).write() as session:
             return await seed_books(session)
     finally:
         await db.dispose()

@@ -9,7 +9,7 @@ from typing import Any
 from arq import Retry
 
 from library_service.core import clock
-from library_service.core.db import Database, unit_of_work
+from library_service.core.db import Database, UnitOfWork
 from library_service.notifications import jobs, messages
 from library_service.notifications.repository import DeliveryRepository, NotificationRepository
 from library_service.notifications.service import NotificationService
@@ -76,7 +76,7 @@ async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str
 
 async def relay_notifications(ctx: dict[str, Any]) -> int:
     """Re-enqueue pending messages whose job was lost; arq drops ids already queued."""
-    async with unit_of_work(ctx["db"], None) as session:
+    async with UnitOfWork(ctx["db"]).write() as session:
         due = await NotificationRepository(session).due_for_relay(limit=RELAY_BATCH)
         for notification_id in due:
             await ctx["redis"].enqueue_job(
@@ -93,7 +93,7 @@ async def send_overdue_report(ctx: dict[str, Any]) -> str:
     today = clock.today(settings.timezone)
     if clock.now().astimezone(settings.timezone).time() < settings.OVERDUE_REPORT_TIME:
         return "too early"  # started before the report time: the cron will run it
-    async with unit_of_work(ctx["db"], ctx["redis"]) as session:
+    async with UnitOfWork(ctx["db"], ctx["redis"]).write() as session:
         repository = NotificationRepository(session)
         if not await repository.start_overdue_report(today):
             return "already sent"

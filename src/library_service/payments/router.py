@@ -8,14 +8,10 @@ from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath, UserIdFilter
 from library_service.models import PaymentStatus, PaymentType
-from library_service.payments.dependencies import (
-    CheckoutUrlsDep,
-    PaymentReaderDep,
-    PaymentServiceDep,
-)
-from library_service.payments.repository import PaymentFilters
+from library_service.payments.dependencies import PaymentServiceDep
 from library_service.payments.schemas import (
     CheckoutCancelled,
+    PaymentFilters,
     PaymentOutcome,
     PaymentRead,
     WebhookReceipt,
@@ -35,18 +31,14 @@ SessionIdQuery = Annotated[
 async def list_payments(
     request: Request,
     user: CurrentUser,
-    service: PaymentReaderDep,
+    service: PaymentServiceDep,
     page: PageDep,
     user_id: UserIdFilter = None,
     status: PaymentStatus | None = None,
     type: PaymentType | None = None,
 ) -> Page[PaymentRead]:
     """Your payments (staff: everyone's, optionally one user's), newest first."""
-    filters = PaymentFilters(
-        user_id=user_id,
-        status=status.value if status else None,
-        type=type.value if type else None,
-    )
+    filters = PaymentFilters(user_id=user_id, status=status, type=type)
     payments, count = await service.list_payments(user, filters, page)
     return make_page(request, page, count, [PaymentRead.model_validate(p) for p in payments])
 
@@ -62,7 +54,7 @@ async def payment_success(session_id: SessionIdQuery, service: PaymentServiceDep
 
 @router.get("/cancel/")
 async def payment_cancel(
-    session_id: SessionIdQuery, service: PaymentReaderDep
+    session_id: SessionIdQuery, service: PaymentServiceDep
 ) -> CheckoutCancelled:
     """Stripe's redirect when the payer backs out: the session stays payable for a while."""
     payment = await service.describe_cancel(session_id)
@@ -87,7 +79,7 @@ async def stripe_webhook(request: Request, service: PaymentServiceDep) -> Webhoo
 
 @router.get("/{payment_id}/")
 async def read_payment(
-    payment_id: IdPath, user: CurrentUser, service: PaymentReaderDep
+    payment_id: IdPath, user: CurrentUser, service: PaymentServiceDep
 ) -> PaymentRead:
     """One of your payments (staff: any)."""
     return PaymentRead.model_validate(await service.get_payment(payment_id, user))
@@ -95,7 +87,7 @@ async def read_payment(
 
 @router.post("/{payment_id}/renew/")
 async def renew_payment(
-    payment_id: IdPath, user: CurrentUser, service: PaymentServiceDep, urls: CheckoutUrlsDep
+    payment_id: IdPath, user: CurrentUser, service: PaymentServiceDep
 ) -> PaymentRead:
     """A new checkout session for an expired payment (or one that has none yet)."""
-    return PaymentRead.model_validate(await service.renew(payment_id, user, urls))
+    return PaymentRead.model_validate(await service.renew(payment_id, user))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -37,3 +38,10 @@ class CheckoutCancelled(BaseModel):
 class WebhookReceipt(BaseModel):
     received: Literal[True] = True
     handled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFilters:
+    user_id: int | None = None  # the member's own id, or a staff filter
+    status: PaymentStatus | None = None
+    type: PaymentType | None = None

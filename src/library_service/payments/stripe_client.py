@@ -2,7 +2,7 @@
 
 The base address comes from `STRIPE_API_BASE`, so the same code talks to Stripe, to the
 sandbox of the local run, or to the sandbox mounted in tests. No retries happen inside a
-request: a failure is reported at once as `StripeUnavailableError`.
+request: a failure is reported at once as `PaymentProviderUnavailableError`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ import stripe
 
 from library_service.core.config import Settings
 from library_service.core.money import as_integer_cents
+from library_service.payments.errors import PaymentProviderUnavailableError
 
 logger = logging.getLogger(__name__)
-
-
-class StripeUnavailableError(Exception):
-    """Stripe could not be reached, timed out, or answered with an error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +119,6 @@ class StripeGateway:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
 
-def _unavailable(action: str, exc: stripe.StripeError) -> StripeUnavailableError:
+def _unavailable(action: str, exc: stripe.StripeError) -> PaymentProviderUnavailableError:
     logger.warning("Stripe: could not %s: %s", action, exc.user_message or exc)
-    return StripeUnavailableError(f"could not {action}")
+    return PaymentProviderUnavailableError()

@@ -5,33 +5,35 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from library_service.core.db import Database, unit_of_work
-from library_service.payments.repository import PaymentRepository
-from library_service.payments.service import CheckoutUrls, PaymentService
-from library_service.payments.stripe_client import StripeUnavailableError
+from library_service.core.db import UnitOfWork
+from library_service.payments.checkout import CheckoutSaga, CheckoutUrls
+from library_service.payments.errors import PaymentProviderUnavailableError
+from library_service.payments.service import PaymentService
 
 logger = logging.getLogger(__name__)
 
 POLL_BATCH = 100  # Stripe allows 100 reads/s; a minute's poll stays far below
 
 
-def _service(session: Any, ctx: dict[str, Any]) -> PaymentService:
-    return PaymentService(session, settings=ctx["settings"], stripe=ctx["stripe"])
+def _service(ctx: dict[str, Any]) -> PaymentService:
+    settings = ctx["settings"]
+    uow = UnitOfWork(ctx["db"], ctx["redis"])
+    # Production requires PUBLIC_BASE_URL; the local run serves on the default port.
+    urls = CheckoutUrls.for_base(settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000")
+    return PaymentService(uow, settings=settings, checkout=CheckoutSaga(uow, ctx["stripe"], urls))
 
 
 async def poll_expired_sessions(ctx: dict[str, Any]) -> dict[str, int]:
     """PENDING payments whose session Stripe reports expired become EXPIRED (and paid ones,
     whose confirmation was missed, PAID). Each payment is checked in its own transaction,
     with no lock held while Stripe is asked."""
-    db: Database = ctx["db"]
-    async with db.autocommit_sessionmaker() as session:
-        pending = await PaymentRepository(session).pending_with_session(limit=POLL_BATCH)
+    service = _service(ctx)
+    open_sessions = await service.open_sessions(limit=POLL_BATCH)
     outcome = {"PAID": 0, "EXPIRED": 0, "open": 0, "unreachable": 0}
-    for payment_id, session_id in pending:
+    for open_session in open_sessions:
         try:
-            async with unit_of_work(db, ctx["redis"]) as session:
-                changed = await _service(session, ctx).check_session(payment_id, session_id)
-        except StripeUnavailableError:
+            changed = await service.check_session(open_session.payment_id, open_session.session_id)
+        except PaymentProviderUnavailableError:
             outcome["unreachable"] += 1
             break  # Stripe is down: try again next minute
         outcome[changed or "open"] += 1
@@ -42,24 +44,19 @@ async def poll_expired_sessions(ctx: dict[str, Any]) -> dict[str, int]:
 
 async def attach_missing_sessions(ctx: dict[str, Any]) -> int:
     """Fines recorded while Stripe was down get their Checkout Session."""
-    db: Database = ctx["db"]
-    async with db.autocommit_sessionmaker() as session:
-        payment_ids = await PaymentRepository(session).pending_without_session(limit=POLL_BATCH)
+    payment_ids = await _service(ctx).payments_without_session(limit=POLL_BATCH)
     attached = 0
     for payment_id in payment_ids:
         try:
             attached += await attach_missing_session(ctx, payment_id)
-        except StripeUnavailableError:
+        except PaymentProviderUnavailableError:
             break
     return attached
 
 
 async def attach_missing_session(ctx: dict[str, Any], payment_id: int) -> bool:
     """Job: one payment's first session. Safe to run twice (same idempotency key)."""
-    # Production requires PUBLIC_BASE_URL; the local run serves on the default port.
-    urls = CheckoutUrls.for_base(ctx["settings"].PUBLIC_BASE_URL or "http://127.0.0.1:8000")
-    async with unit_of_work(ctx["db"], ctx["redis"]) as session:
-        attached = await _service(session, ctx).attach_missing_session(payment_id, urls)
+    attached = await _service(ctx).attach_missing_session(payment_id)
     if attached:
         logger.info("payment %s got its checkout session", payment_id)
     return attached

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from library_service.core.db import Database
-from library_service.core.dependencies import SettingsDep, get_database
+from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import AuthenticationError, PermissionDeniedError
 from library_service.core.security import InvalidTokenError, decode_token
-from library_service.users.repository import AuthUser, UserRepository
+from library_service.users.errors import TokenNotValidError
+from library_service.users.repository import UserRepository
+from library_service.users.schemas import AuthUser
 
 # Declares the scheme in OpenAPI, so Swagger UI's Authorize button takes a pasted token.
 _bearer = HTTPBearer(
@@ -33,7 +34,7 @@ def _bearer_token(request: Request, credentials: HTTPAuthorizationCredentials | 
 
 async def get_current_user(
     request: Request,
-    db: Annotated[Database, Depends(get_database)],
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AuthUser:
@@ -43,15 +44,13 @@ async def get_current_user(
     try:
         claims = decode_token(token, "access", settings)
     except InvalidTokenError as exc:
-        raise AuthenticationError(
-            "The access token is invalid or expired.", code="token_not_valid"
-        ) from exc
-    # A short session of its own: the connection goes back to the pool at once instead of
-    # being held beside the endpoint's own transaction.
-    async with db.autocommit_sessionmaker() as session:
+        raise TokenNotValidError("The access token is invalid or expired.") from exc
+    # A read phase of its own: the connection goes back to the pool at once instead of
+    # being held beside the endpoint's own work.
+    async with uow.read() as session:
         user = await UserRepository(session).get_active_auth_user(claims.user_id)
     if user is None:
-        raise AuthenticationError("The user is inactive or deleted.", code="token_not_valid")
+        raise TokenNotValidError("The user is inactive or deleted.")
     return user
 
 

@@ -1,23 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.models import User
+from library_service.users.schemas import AuthUser
 
-
-@dataclass(frozen=True, slots=True)
-class AuthUser:
-    """Who is making the request: the few columns authorization needs, not an ORM object."""
-
-    id: int
-    email: str
-    is_staff: bool
-
-
-# Every authenticated request runs this: built once (see core/db.py).
+# Built once: every authenticated request runs it (see core/db.py).
 _ACTIVE_AUTH_USER = select(User.id, User.email, User.is_staff).where(
     User.id == bindparam("user_id"), User.is_active.is_(True)
 )

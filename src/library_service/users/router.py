@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
 
-from library_service.core.dependencies import SessionDep, SettingsDep, get_queue
+from library_service.core.dependencies import SettingsDep, UnitOfWorkDep, get_queue
 from library_service.core.errors import error_responses
 from library_service.core.ratelimit import LoginThrottle
 from library_service.users.dependencies import CurrentUser
@@ -26,14 +26,14 @@ router = APIRouter(
 
 
 async def get_user_service(
-    session: SessionDep, settings: SettingsDep, queue: Annotated[Any, Depends(get_queue)]
+    uow: UnitOfWorkDep, settings: SettingsDep, queue: Annotated[Any, Depends(get_queue)]
 ) -> UserService:
     throttle = LoginThrottle(
         queue,
         limit=settings.LOGIN_RATE_LIMIT,
         window_seconds=settings.LOGIN_RATE_WINDOW_SECONDS,
     )
-    return UserService(session, settings=settings, throttle=throttle)
+    return UserService(uow, settings=settings, throttle=throttle)
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]

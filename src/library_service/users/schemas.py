@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from library_service.core.params import InputModel, PatchModel
+
+
+@dataclass(frozen=True, slots=True)
+class AuthUser:
+    """Who is making the request: the few columns authorization needs, not an ORM object."""
+
+    id: int
+    email: str
+    is_staff: bool
+
 
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt uses only the first 72 bytes; longer would be silently cut

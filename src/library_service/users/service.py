@@ -1,11 +1,9 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.config import Settings
-from library_service.core.db import read_without_transaction, release_connection
-from library_service.core.errors import AppError, AuthenticationError, NotFoundError
+from library_service.core.db import UnitOfWork
 from library_service.core.ratelimit import LoginThrottle
 from library_service.core.security import (
     InvalidTokenError,
@@ -15,6 +13,12 @@ from library_service.core.security import (
     verify_password,
 )
 from library_service.models import User
+from library_service.users.errors import (
+    EmailTakenError,
+    InvalidCredentialsError,
+    TokenNotValidError,
+    UserNotFoundError,
+)
 from library_service.users.repository import UserRepository
 from library_service.users.schemas import (
     AccessToken,
@@ -25,27 +29,19 @@ from library_service.users.schemas import (
 )
 
 
-class EmailTakenError(AppError):
-    code = "email_taken"
-
-    def __init__(self) -> None:
-        super().__init__("A user with this email already exists.")
-
-
 class UserService:
     def __init__(
-        self, session: AsyncSession, *, settings: Settings, throttle: LoginThrottle | None = None
+        self, uow: UnitOfWork, *, settings: Settings, throttle: LoginThrottle | None = None
     ) -> None:
-        self.session = session
+        self.uow = uow
         self.settings = settings
         self.throttle = throttle or LoginThrottle(None, limit=0, window_seconds=0)
-        self.users = UserRepository(session)
 
     async def register(self, data: UserCreate, *, is_staff: bool = False) -> User:
-        await read_without_transaction(self.session)
-        if await self.users.email_taken(data.email):
-            raise EmailTakenError
-        await release_connection(self.session)  # bcrypt is slow; hold no connection meanwhile
+        async with self.uow.read() as session:
+            if await UserRepository(session).email_taken(data.email):
+                raise EmailTakenError
+        # bcrypt is slow: no connection is held meanwhile.
         user = User(
             email=data.email,
             hashed_password=await hash_password(data.password, self.settings),
@@ -54,45 +50,44 @@ class UserService:
             is_staff=is_staff,
         )
         try:
-            return await self.users.add(user)
+            async with self.uow.write() as session:
+                return await UserRepository(session).add(user)
         except IntegrityError as exc:  # a concurrent registration won the unique index
             raise EmailTakenError from exc
 
     async def obtain_tokens(self, email: str, password: str, *, client_ip: str) -> TokenPair:
         throttle_keys = self.throttle.keys(client_ip, email)
         await self.throttle.check(throttle_keys)
-        await read_without_transaction(self.session)
-        user = await self.users.get_by_email(email)
-        user_id: int | None = None
-        hashed: str | None = None
-        if user is not None and user.is_active:
-            user_id, hashed = user.id, user.hashed_password
-        await release_connection(self.session)  # bcrypt is slow; hold no connection meanwhile
-        if not await verify_password(password, hashed, self.settings) or user_id is None:
+        async with self.uow.read() as session:
+            user = await UserRepository(session).get_by_email(email)
+        if user is not None and not user.is_active:
+            user = None
+        # bcrypt is slow: no connection is held meanwhile.
+        hashed = user.hashed_password if user is not None else None
+        if not await verify_password(password, hashed, self.settings) or user is None:
             await self.throttle.record_failure(throttle_keys)
-            raise AuthenticationError(
-                "No active account found with the given credentials.", code="invalid_credentials"
-            )
+            raise InvalidCredentialsError
         return TokenPair(
-            access=create_token(user_id, "access", self.settings),
-            refresh=create_token(user_id, "refresh", self.settings),
+            access=create_token(user.id, "access", self.settings),
+            refresh=create_token(user.id, "refresh", self.settings),
         )
 
     async def refresh_access(self, refresh_token: str) -> AccessToken:
         try:
             claims = decode_token(refresh_token, "refresh", self.settings)
         except InvalidTokenError as exc:
-            raise AuthenticationError(
-                "The refresh token is invalid or expired.", code="token_not_valid"
-            ) from exc
-        if await self.users.get_active_auth_user(claims.user_id) is None:
-            raise AuthenticationError("The user is inactive or deleted.", code="token_not_valid")
+            raise TokenNotValidError("The refresh token is invalid or expired.") from exc
+        async with self.uow.read() as session:
+            user = await UserRepository(session).get_active_auth_user(claims.user_id)
+        if user is None:
+            raise TokenNotValidError("The user is inactive or deleted.")
         return AccessToken(access=create_token(claims.user_id, "access", self.settings))
 
     async def get_profile(self, user_id: int) -> User:
-        user = await self.users.get(user_id)
+        async with self.uow.read() as session:
+            user = await UserRepository(session).get(user_id)
         if user is None:
-            raise NotFoundError("User not found.")
+            raise UserNotFoundError
         return user
 
     async def update_profile(self, user_id: int, data: UserUpdate | UserPatch) -> User:
@@ -100,17 +95,21 @@ class UserService:
         new_hash = None
         if data.password is not None:
             new_hash = await hash_password(data.password, self.settings)
-        user = await self.get_profile(user_id)
         changes = data.model_dump(exclude_unset=isinstance(data, UserPatch), exclude={"password"})
-        email = changes.get("email")
-        if email is not None and await self.users.email_taken(email, except_user_id=user_id):
-            raise EmailTakenError
-        for field, value in changes.items():
-            setattr(user, field, value)
-        if new_hash is not None:
-            user.hashed_password = new_hash
         try:
-            await self.session.flush()
+            async with self.uow.write() as session:
+                users = UserRepository(session)
+                user = await users.get(user_id)
+                if user is None:
+                    raise UserNotFoundError
+                email = changes.get("email")
+                if email is not None and await users.email_taken(email, except_user_id=user_id):
+                    raise EmailTakenError
+                for field, value in changes.items():
+                    setattr(user, field, value)
+                if new_hash is not None:
+                    user.hashed_password = new_hash
+                await session.flush()
         except IntegrityError as exc:  # a concurrent update took the email meanwhile
             raise EmailTakenError from exc
         return user

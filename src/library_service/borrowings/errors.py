@@ -1,0 +1,65 @@
+"""The borrowings domain's refusals, each with one code and one status."""
+
+from __future__ import annotations
+
+from library_service.core.errors import AppError, ConflictError, NotFoundError
+
+
+class BorrowingNotFoundError(NotFoundError):
+    code = "borrowing_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("Borrowing not found.")
+
+
+class AlreadyReturnedError(AppError):
+    code = "already_returned"
+
+    def __init__(self) -> None:
+        super().__init__("This borrowing has already been returned.")
+
+
+class BookUnavailableError(AppError):
+    code = "book_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("No copy of this book is available right now.")
+
+
+class InvalidReturnDateError(AppError):
+    code = "invalid_return_date"
+
+    def __init__(self) -> None:
+        super().__init__("expected_return_date must be after today.")
+
+
+class ReturnDateTooFarError(AppError):
+    code = "return_date_too_far"
+
+
+class UnpaidFinesError(AppError):
+    code = "unpaid_fines"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "You have an unpaid fine; pay it (or renew its payment) before borrowing again."
+        )
+
+
+class LoanLimitReachedError(AppError):
+    code = "loan_limit_reached"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You already have {limit} active borrowings, the most allowed; "
+            "return one before borrowing again."
+        )
+
+
+class FeeChangedError(ConflictError):
+    code = "fee_changed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The book's daily fee changed while you were borrowing it; please try again."
+        )

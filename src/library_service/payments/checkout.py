@@ -1,0 +1,157 @@
+"""The checkout saga: every write that charges a member goes through `CheckoutSaga.run`.
+
+1. The payment's id is reserved (Stripe's metadata names it).
+2. Stripe is asked for a Checkout Session, with no row lock held.
+3. In one transaction, the caller's `record` locks its rows, checks its rules again and
+   writes, the payment row included.
+4. If anything fails after step 2, the session is expired, so it can never be paid.
+
+Stripe down at step 2 answers 503 with nothing changed (`PaymentProviderUnavailableError`),
+unless the charge must be recorded anyway (a late return's fine): then the payment is written
+without a session and the worker gives it one as soon as Stripe answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from library_service.core.db import UnitOfWork
+from library_service.core.jobs import defer_job
+from library_service.models import Payment, PaymentStatus, PaymentType
+from library_service.payments import jobs
+from library_service.payments.errors import PaymentProviderUnavailableError
+from library_service.payments.repository import PaymentRepository
+from library_service.payments.stripe_client import CheckoutSession, StripeGateway
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutUrls:
+    """Where Stripe sends the payer back; Stripe fills in {CHECKOUT_SESSION_ID}."""
+
+    success_url: str
+    cancel_url: str
+
+    @classmethod
+    def for_base(cls, base_url: str) -> CheckoutUrls:
+        base = base_url.rstrip("/")
+        query = "?session_id={CHECKOUT_SESSION_ID}"
+        return cls(
+            success_url=f"{base}/api/payments/success/{query}",
+            cancel_url=f"{base}/api/payments/cancel/{query}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What a member is charged (already a chargeable amount), as Stripe's page shows it."""
+
+    type: PaymentType
+    title: str
+    detail: str
+    amount: Decimal
+
+    @property
+    def product_name(self) -> str:
+        what = "Late return fine" if self.type == PaymentType.FINE else "Borrowing"
+        return f"{what}: «{self.title}»"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedCheckout:
+    """A charge with its payment's id and its Stripe session (None: Stripe was down and the
+    charge is recorded without one)."""
+
+    payment_id: int
+    charge: Charge
+    session: CheckoutSession | None
+
+    def new_payment(self) -> Payment:
+        """The PENDING payment row that records this charge."""
+        return Payment(
+            id=self.payment_id,
+            type=self.charge.type.value,
+            status=PaymentStatus.PENDING.value,
+            money_to_pay=self.charge.amount,
+            session_id=self.session.id if self.session else None,
+            session_url=self.session.url if self.session else None,
+            session_expires_at=self.session.expires_at if self.session else None,
+        )
+
+
+Record = Callable[[AsyncSession, OpenedCheckout], Awaitable[T]]
+
+
+class CheckoutSaga:
+    def __init__(self, uow: UnitOfWork, stripe: StripeGateway, urls: CheckoutUrls) -> None:
+        self.uow = uow
+        self.stripe = stripe
+        self.urls = urls
+
+    async def run(
+        self,
+        charge: Charge,
+        record: Record[T],
+        *,
+        payment_id: int | None = None,
+        idempotency_key: str | None = None,
+        record_without_session: bool = False,
+    ) -> T:
+        """Open a session for `charge`, then let `record` write under its locks.
+
+        `payment_id` names an existing payment (a new session for it); without it a new id
+        is reserved. With `record_without_session`, Stripe being down is not an error.
+        """
+        if payment_id is None:
+            async with self.uow.read() as session:
+                payment_id = await PaymentRepository(session).reserve_id()
+        checkout = await self._open(payment_id, charge, idempotency_key, record_without_session)
+        try:
+            async with self.uow.write() as session:
+                result = await record(session, OpenedCheckout(payment_id, charge, checkout))
+                if checkout is None:
+                    job_id = jobs.attach_session_job_id(payment_id)
+                    defer_job(session, jobs.ATTACH_SESSION, payment_id, job_id=job_id)
+                return result
+        except Exception:
+            await self.abandon(checkout)
+            raise
+
+    async def _open(
+        self, payment_id: int, charge: Charge, idempotency_key: str | None, may_wait: bool
+    ) -> CheckoutSession | None:
+        try:
+            return await self.stripe.create_checkout_session(
+                payment_id=payment_id,
+                amount=charge.amount,
+                product_name=charge.product_name,
+                description=charge.detail,
+                success_url=self.urls.success_url,
+                cancel_url=self.urls.cancel_url,
+                # A fresh key unless the caller's must be stable: two calls, two sessions.
+                idempotency_key=idempotency_key or f"payment-{payment_id}-{secrets.token_hex(12)}",
+            )
+        except PaymentProviderUnavailableError:
+            if not may_wait:
+                raise
+            logger.warning("payment %s recorded without a checkout session", payment_id)
+            return None
+
+    async def abandon(self, checkout: CheckoutSession | None) -> None:
+        """Expire a session whose payment was not recorded, so it can never be paid."""
+        if checkout is None:
+            return
+        try:
+            await self.stripe.expire_checkout_session(checkout.id)
+        except PaymentProviderUnavailableError:
+            logger.warning("could not expire abandoned session %s; it lapses in 24 h", checkout.id)
