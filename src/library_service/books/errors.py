@@ -9,31 +9,22 @@ class BookNotFoundError(NotFoundError):
     """No book has this id, whether it came in the path or in a request body."""
 
     code = "book_not_found"
-
-    def __init__(self) -> None:
-        super().__init__("There is no book with this id.")
+    message = "There is no book with this id."
 
 
 class IsbnTakenError(AppError):
     code = "isbn_taken"
-
-    def __init__(self) -> None:
-        super().__init__("Another book already has this ISBN.")
+    message = "Another book already has this ISBN."
 
 
 class BookOnLoanError(AppError):
     code = "book_has_active_borrowings"
-
-    def __init__(self) -> None:
-        super().__init__("This book is on loan; it can be deleted once every copy is returned.")
+    message = "This book is on loan; it can be deleted once every copy is returned."
 
 
 class BookHasHistoryError(AppError):
     code = "book_has_history"
-
-    def __init__(self) -> None:
-        # Borrowings and their payments are the library's ledger and must keep their book.
-        super().__init__(
-            "This book has a borrowing history and cannot be deleted; "
-            "set its inventory to 0 to withdraw it from circulation."
-        )
+    message = (
+        "This book has a borrowing history and cannot be deleted; "
+        "set its inventory to 0 to withdraw it from circulation."
+    )

@@ -7,30 +7,22 @@ from library_service.core.errors import AppError, ConflictError, NotFoundError
 
 class BorrowingNotFoundError(NotFoundError):
     code = "borrowing_not_found"
-
-    def __init__(self) -> None:
-        super().__init__("Borrowing not found.")
+    message = "Borrowing not found."
 
 
 class AlreadyReturnedError(AppError):
     code = "already_returned"
-
-    def __init__(self) -> None:
-        super().__init__("This borrowing has already been returned.")
+    message = "This borrowing has already been returned."
 
 
 class BookUnavailableError(AppError):
     code = "book_unavailable"
-
-    def __init__(self) -> None:
-        super().__init__("No copy of this book is available right now.")
+    message = "No copy of this book is available right now."
 
 
 class InvalidReturnDateError(AppError):
     code = "invalid_return_date"
-
-    def __init__(self) -> None:
-        super().__init__("expected_return_date must be after today.")
+    message = "expected_return_date must be after today."
 
 
 class ReturnDateTooFarError(AppError):
@@ -39,11 +31,7 @@ class ReturnDateTooFarError(AppError):
 
 class UnpaidFinesError(AppError):
     code = "unpaid_fines"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "You have an unpaid fine; pay it (or renew its payment) before borrowing again."
-        )
+    message = "You have an unpaid fine; pay it (or renew its payment) before borrowing again."
 
 
 class LoanLimitReachedError(AppError):
@@ -58,8 +46,4 @@ class LoanLimitReachedError(AppError):
 
 class FeeChangedError(ConflictError):
     code = "fee_changed"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "The book's daily fee changed while you were borrowing it; please try again."
-        )
+    message = "The book's daily fee changed while you were borrowing it; please try again."

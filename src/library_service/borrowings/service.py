@@ -43,12 +43,19 @@ class BorrowingService:
             return await BorrowingRepository(session).list(filters, page)
 
     async def get_borrowing(self, borrowing_id: int, user: AuthUser) -> Borrowing:
+        return await self._visible(borrowing_id, user, with_payments=True)
+
+    async def _visible(
+        self, borrowing_id: int, user: AuthUser, *, with_payments: bool = False
+    ) -> Borrowing:
+        """A borrowing with its book and member, if `user` may see it (their own; staff: any)."""
         async with self.uow.read() as session:
             borrowing = await BorrowingRepository(session).get(
                 borrowing_id,
                 user_id=None if user.is_staff else user.id,
                 with_book=True,
-                with_payments=True,
+                with_member=True,
+                with_payments=with_payments,
             )
         if borrowing is None:
             raise BorrowingNotFoundError
@@ -107,18 +114,8 @@ class BorrowingService:
                 payments=[opened.new_payment()],
             )
         )
-        await NotificationService(session).record(
-            "borrowing_created",
-            messages.borrowing_created(
-                borrowing_id=borrowing.id,
-                email=user.email,
-                title=book.title,
-                author=book.author,
-                borrow_date=today,
-                expected_return_date=data.expected_return_date,
-                fee=opened.charge.amount,
-            ),
-        )
+        text = messages.borrowing_created(borrowing, book, user.email, fee=opened.charge.amount)
+        await NotificationService(session).record("borrowing_created", text)
         return borrowing
 
     # -- returning ----------------------------------------------------------------------
@@ -130,15 +127,7 @@ class BorrowingService:
         is kept PENDING without a session, and the worker (or a renewal) gives it one.
         """
         today = self._today()
-        async with self.uow.read() as session:
-            borrowing = await BorrowingRepository(session).get(
-                borrowing_id,
-                user_id=None if user.is_staff else user.id,
-                with_book=True,
-                with_member=True,
-            )
-        if borrowing is None:
-            raise BorrowingNotFoundError
+        borrowing = await self._visible(borrowing_id, user)
         rules.check_can_return(borrowing)
         fine = rules.fine(borrowing, borrowing.book, today=today, settings=self.settings)
         record = partial(self._record_return, borrowing_id, borrowing.user, today)
@@ -177,16 +166,8 @@ class BorrowingService:
         if fine is not None:
             borrowing.payments.append(fine.new_payment())
         await session.flush()
-        await NotificationService(session).record(
-            "borrowing_returned",
-            messages.borrowing_returned(
-                borrowing_id=borrowing.id,
-                email=borrower.email,
-                title=borrowing.book.title,
-                author=borrowing.book.author,
-                expected_return_date=borrowing.expected_return_date,
-                returned_on=borrowing.actual_return_date,
-                fine=fine.charge.amount if fine else None,
-            ),
+        text = messages.borrowing_returned(
+            borrowing, borrowing.book, borrower.email, fine=fine.charge.amount if fine else None
         )
+        await NotificationService(session).record("borrowing_returned", text)
         return borrowing

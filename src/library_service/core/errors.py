@@ -16,26 +16,21 @@ logger = logging.getLogger(__name__)
 
 
 class AppError(Exception):
-    """A rule was broken; `message` is a sentence for humans, `code` is for programs."""
+    """A rule was broken: `message` is a sentence for humans, `code` is for programs.
+
+    Each refusal is a subclass in its domain's `errors.py` that sets the three class
+    attributes; a message that names values is passed when raising.
+    """
 
     status_code = 400
     code = "bad_request"
+    message = "The request breaks a rule."
+    headers: dict[str, str] | None = None
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        status_code: int | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        if status_code is not None:
-            self.status_code = status_code
-        self.headers = headers
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
 
 
 class NotFoundError(AppError):
@@ -46,9 +41,8 @@ class NotFoundError(AppError):
 class AuthenticationError(AppError):
     status_code = 401
     code = "not_authenticated"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
+    message = "Authentication credentials were not provided."
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class PermissionDeniedError(AppError):
@@ -64,14 +58,17 @@ class ConflictError(AppError):
 class RateLimitedError(AppError):
     status_code = 429
     code = "rate_limited"
+    message = "Too many failed login attempts; try again later."
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__()
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class ServiceUnavailableError(AppError):
     status_code = 503
     code = "service_unavailable"
+    headers = {"Retry-After": "10"}
 
 
 _HTTP_CODES = {

@@ -31,50 +31,60 @@ class ServiceMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
         path: str = scope["path"]
         if path.startswith("/api/") and not path.endswith("/"):
             scope = dict(scope, path=path + "/", raw_path=scope.get("raw_path", b"") + b"/")
-
-        request_id = ""
-        declared_size = 0
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:64]
-            elif name == b"content-length" and value.isdigit():
-                declared_size = int(value)
-        request_id = request_id or uuid.uuid4().hex
+        request_id, declared_size = _read_headers(scope)
         token = request_id_var.set(request_id)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode("latin-1")))
-                headers.extend(_SECURITY_HEADERS)
-                message = dict(message, headers=headers)
-            await send(message)
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            # Bodies sent without Content-Length (chunked) are counted as they arrive.
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLargeError(self.max_body_bytes)
-            return message
-
+        send = _with_response_headers(send, request_id)
         try:
             if declared_size > self.max_body_bytes:
-                await _too_large(send_with_headers, self.max_body_bytes)
-                return
-            await self.app(scope, limited_receive, send_with_headers)
+                raise BodyTooLargeError(self.max_body_bytes)
+            await self.app(scope, _limited(receive, self.max_body_bytes), send)
         except BodyTooLargeError:  # raised outside FastAPI's request parsing
-            await _too_large(send_with_headers, self.max_body_bytes)
+            await _too_large(send, self.max_body_bytes)
         finally:
             request_id_var.reset(token)
+
+
+def _read_headers(scope: Scope) -> tuple[str, int]:
+    """The request id (the client's, or a new one) and the declared body size."""
+    request_id = ""
+    declared_size = 0
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            request_id = value.decode("latin-1")[:64]
+        elif name == b"content-length" and value.isdigit():
+            declared_size = int(value)
+    return request_id or uuid.uuid4().hex, declared_size
+
+
+def _with_response_headers(send: Send, request_id: str) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            headers.append((b"x-request-id", request_id.encode("latin-1")))
+            headers.extend(_SECURITY_HEADERS)
+            message = dict(message, headers=headers)
+        await send(message)
+
+    return send_with_headers
+
+
+def _limited(receive: Receive, max_bytes: int) -> Receive:
+    """Count the body as it arrives: chunked bodies declare no Content-Length."""
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise BodyTooLargeError(max_bytes)
+        return message
+
+    return limited_receive
 
 
 class BodyTooLargeError(HTTPException):

@@ -47,9 +47,7 @@ class LoginThrottle:
         except Exception as exc:  # Redis down: do not lock everyone out
             logger.warning("login throttle unavailable: %r", exc)
             return
-        raise RateLimitedError(
-            "Too many failed login attempts; try again later.", retry_after=max(retry_after, 1)
-        )
+        raise RateLimitedError(retry_after=max(retry_after, 1))
 
     async def record_failure(self, keys: list[str]) -> None:
         if self.redis is None:

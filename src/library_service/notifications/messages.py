@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from library_service.core.money import to_cents
+from library_service.models import Book, Borrowing
 
 
 def usd(amount: Decimal) -> str:
@@ -20,42 +21,28 @@ def _days(count: int) -> str:
     return f"{count} day" if count == 1 else f"{count} days"
 
 
-def borrowing_created(
-    *,
-    borrowing_id: int,
-    email: str,
-    title: str,
-    author: str,
-    borrow_date: date,
-    expected_return_date: date,
-    fee: Decimal,
-) -> str:
-    days = (expected_return_date - borrow_date).days
+def borrowing_created(borrowing: Borrowing, book: Book, email: str, *, fee: Decimal) -> str:
+    start, due = borrowing.borrow_date, borrowing.expected_return_date
     return (
-        f"📚 New borrowing #{borrowing_id}\n"
-        f"{_book(title, author)}\n"
+        f"📚 New borrowing #{borrowing.id}\n"
+        f"{_book(book.title, book.author)}\n"
         f"Member: {email}\n"
-        f"From {borrow_date:%Y-%m-%d} to {expected_return_date:%Y-%m-%d} ({_days(days)}), "
+        f"From {start:%Y-%m-%d} to {due:%Y-%m-%d} ({_days((due - start).days)}), "
         f"fee {usd(fee)}"
     )
 
 
 def borrowing_returned(
-    *,
-    borrowing_id: int,
-    email: str,
-    title: str,
-    author: str,
-    expected_return_date: date,
-    returned_on: date,
-    fine: Decimal | None,
+    borrowing: Borrowing, book: Book, email: str, *, fine: Decimal | None
 ) -> str:
-    late = (returned_on - expected_return_date).days
+    returned_on, due = borrowing.actual_return_date, borrowing.expected_return_date
+    assert returned_on is not None
+    late = (returned_on - due).days
     timing = f"{_days(late)} late, fine {usd(fine)}" if fine is not None else "on time"
     return (
-        f"↩️ Returned #{borrowing_id}: {_book(title, author)}\n"
+        f"↩️ Returned #{borrowing.id}: {_book(book.title, book.author)}\n"
         f"Member: {email}\n"
-        f"Returned {returned_on:%Y-%m-%d}, due {expected_return_date:%Y-%m-%d}: {timing}"
+        f"Returned {returned_on:%Y-%m-%d}, due {due:%Y-%m-%d}: {timing}"
     )
 
 

@@ -40,7 +40,7 @@ async def get_current_user(
 ) -> AuthUser:
     token = _bearer_token(request, credentials)
     if token is None:
-        raise AuthenticationError("Authentication credentials were not provided.")
+        raise AuthenticationError
     try:
         claims = decode_token(token, "access", settings)
     except InvalidTokenError as exc:

@@ -7,23 +7,17 @@ from library_service.core.errors import AppError, AuthenticationError, NotFoundE
 
 class EmailTakenError(AppError):
     code = "email_taken"
-
-    def __init__(self) -> None:
-        super().__init__("A user with this email already exists.")
+    message = "A user with this email already exists."
 
 
 class UserNotFoundError(NotFoundError):
     code = "user_not_found"
-
-    def __init__(self) -> None:
-        super().__init__("User not found.")
+    message = "User not found."
 
 
 class InvalidCredentialsError(AuthenticationError):
     code = "invalid_credentials"
-
-    def __init__(self) -> None:
-        super().__init__("No active account found with the given credentials.")
+    message = "No active account found with the given credentials."
 
 
 class TokenNotValidError(AuthenticationError):
