@@ -16,10 +16,14 @@ from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath
+from library_service.core.routing import StrictJSONRoute
 from library_service.users.dependencies import StaffUser
 
 router = APIRouter(
-    prefix="/api/books", tags=["books"], responses=error_responses(400, 401, 403, 404, 413)
+    route_class=StrictJSONRoute,
+    prefix="/api/books",
+    tags=["books"],
+    responses=error_responses(400, 401, 403, 404, 413),
 )
 
 

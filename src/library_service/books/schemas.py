@@ -41,9 +41,18 @@ def _not_in_future(value: int) -> int:
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Author = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Inventory = Annotated[int, Field(ge=0, le=1_000_000, description="Copies on the shelf now.")]
+# With loans of at most MAX_BORROW_DAYS (365 at the most), a loan never costs more than one
+# Stripe charge can be (core/money.py's MAX_CHARGE).
+MAX_DAILY_FEE = Decimal("1000.00")
 DailyFee = Annotated[
     Decimal,
-    Field(gt=0, max_digits=10, decimal_places=2, description="USD per day.", examples=["1.50"]),
+    Field(
+        gt=0,
+        le=MAX_DAILY_FEE,
+        decimal_places=2,
+        description=f"USD per day, at most {MAX_DAILY_FEE}.",
+        examples=["1.50"],
+    ),
 ]
 Isbn = Annotated[
     str, Field(max_length=20, examples=["978-0-14-143951-8"]), AfterValidator(_normalize_isbn)

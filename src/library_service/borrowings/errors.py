@@ -44,6 +44,11 @@ class LoanLimitReachedError(AppError):
         )
 
 
+class AmountTooLargeError(AppError):
+    code = "amount_too_large"
+    message = "This loan would cost more than one card payment can be; borrow it for fewer days."
+
+
 class FeeChangedError(ConflictError):
     code = "fee_changed"
     message = "The book's daily fee changed while you were borrowing it; please try again."

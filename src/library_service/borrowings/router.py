@@ -15,10 +15,12 @@ from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import IdPath, UserIdFilter
+from library_service.core.routing import StrictJSONRoute
 from library_service.payments.dependencies import CheckoutDep
 from library_service.users.dependencies import CurrentUser
 
 router = APIRouter(
+    route_class=StrictJSONRoute,
     prefix="/api/borrowings",
     tags=["borrowings"],
     responses=error_responses(400, 401, 404, 409, 413),

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from library_service.borrowings.errors import (
     AlreadyReturnedError,
+    AmountTooLargeError,
     BookUnavailableError,
     FeeChangedError,
     InvalidReturnDateError,
@@ -21,7 +22,7 @@ from library_service.borrowings.errors import (
     UnpaidFinesError,
 )
 from library_service.core.config import Settings
-from library_service.core.money import chargeable
+from library_service.core.money import MAX_CHARGE, chargeable
 from library_service.models import Book, Borrowing
 
 
@@ -62,8 +63,11 @@ def check_fee_unchanged(book: Book, *, quoted: Decimal) -> None:
 
 
 def loan_fee(book: Book, *, today: date, until: date) -> Decimal:
-    """The number of days times the daily fee."""
-    return chargeable((until - today).days * book.daily_fee)
+    """The number of days times the daily fee, if one card payment can be that much."""
+    fee = chargeable((until - today).days * book.daily_fee)
+    if fee > MAX_CHARGE:  # only a fee stored before fees had a maximum can get here
+        raise AmountTooLargeError
+    return fee
 
 
 def check_can_return(borrowing: Borrowing) -> None:
@@ -77,8 +81,9 @@ def return_date(borrowing: Borrowing, *, today: date) -> date:
 
 
 def fine(borrowing: Borrowing, book: Book, *, today: date, settings: Settings) -> Decimal | None:
-    """Days late times the daily fee times FINE_MULTIPLIER; None when on time."""
+    """Days late times the daily fee times FINE_MULTIPLIER, at most what one card payment
+    can be (a return is never refused for its fine); None when on time."""
     late_days = (today - borrowing.expected_return_date).days
     if late_days <= 0:
         return None
-    return chargeable(late_days * book.daily_fee * settings.FINE_MULTIPLIER)
+    return min(chargeable(late_days * book.daily_fee * settings.FINE_MULTIPLIER), MAX_CHARGE)

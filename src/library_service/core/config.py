@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     BOOK_COUNT_CACHE_SECONDS: float = Field(default=5, ge=0)
 
     LIBRARY_TIMEZONE: str = "UTC"
-    MAX_BORROW_DAYS: int = Field(default=60, ge=1)
+    MAX_BORROW_DAYS: int = Field(default=60, ge=1, le=365)
     MAX_ACTIVE_BORROWINGS: int = Field(default=3, ge=1)
     FINE_MULTIPLIER: Decimal = Field(default=Decimal("2"), gt=0)
     OVERDUE_REPORT_TIME: time = time(9, 0)

@@ -145,10 +145,20 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), shutting
+# down, crashed or starting up (57P01-57P03), too many connections (53300).
+_OUTAGE_SQLSTATES = ("08", "57P", "53300")
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    sqlstate: str = getattr(exc.orig, "sqlstate", None) or ""
+    return exc.connection_invalidated or sqlstate.startswith(_OUTAGE_SQLSTATES)
+
+
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    # A lost or exhausted database is an outage, not a bug in the request: say so with 503
-    # (clients and load balancers retry it) instead of a 500 traceback.
-    if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+    # A lost, restarting or exhausted database is an outage, not a bug in the request: say
+    # so with 503 (clients and load balancers retry it) instead of a 500.
+    if isinstance(exc, DBAPIError) and not _is_outage(exc):
         raise exc
     logger.warning("database unavailable: %s", exc)
     return JSONResponse(

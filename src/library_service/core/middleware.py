@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -36,13 +39,20 @@ class ServiceMiddleware:
             scope = dict(scope, path=path + "/", raw_path=scope.get("raw_path", b"") + b"/")
         request_id, declared_size = _read_headers(scope)
         token = request_id_var.set(request_id)
-        send = _with_response_headers(send, request_id)
+        response = _Response(send, request_id)
         try:
             if declared_size > self.max_body_bytes:
                 raise BodyTooLargeError(self.max_body_bytes)
-            await self.app(scope, _limited(receive, self.max_body_bytes), send)
+            await self.app(scope, _limited(receive, self.max_body_bytes), response.send)
         except BodyTooLargeError:  # raised outside FastAPI's request parsing
-            await _too_large(send, self.max_body_bytes)
+            await _send_json(response.send, 413, _too_large_body(self.max_body_bytes))
+        except Exception:
+            # A bug: answer JSON with the request id (to find the log line) instead of the
+            # server's plain-text 500 and a closed connection.
+            logger.exception("unexpected error answering %s %s", scope["method"], path)
+            if response.started:
+                raise  # part of an answer is out: only closing the connection ends it
+            await _send_json(response.send, 500, _internal_error_body(request_id))
         finally:
             request_id_var.reset(token)
 
@@ -59,16 +69,22 @@ def _read_headers(scope: Scope) -> tuple[str, int]:
     return request_id or uuid.uuid4().hex, declared_size
 
 
-def _with_response_headers(send: Send, request_id: str) -> Send:
-    async def send_with_headers(message: Message) -> None:
+class _Response:
+    """The response on its way out: adds the headers every answer carries."""
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self._request_id = request_id.encode("latin-1")
+        self.started = False
+
+    async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
+            self.started = True
             headers = list(message.get("headers", []))
-            headers.append((b"x-request-id", request_id.encode("latin-1")))
+            headers.append((b"x-request-id", self._request_id))
             headers.extend(_SECURITY_HEADERS)
             message = dict(message, headers=headers)
-        await send(message)
-
-    return send_with_headers
+        await self._send(message)
 
 
 def _limited(receive: Receive, max_bytes: int) -> Receive:
@@ -91,23 +107,31 @@ class BodyTooLargeError(HTTPException):
     """An HTTPException, so FastAPI's body parsing lets it through as a 413."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=_too_large_message(limit))
+        super().__init__(status_code=413, detail=_too_large_body(limit)["detail"])
 
 
-def _too_large_message(limit: int) -> str:
-    return f"Request body is larger than {limit} bytes."
+def _too_large_body(limit: int) -> dict[str, str]:
+    return {"detail": f"Request body is larger than {limit} bytes.", "code": "request_too_large"}
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": _too_large_message(limit), "code": "request_too_large"}).encode()
+def _internal_error_body(request_id: str) -> dict[str, str]:
+    return {
+        "detail": "Something went wrong on our side; it has been logged.",
+        "code": "internal_error",
+        "request_id": request_id,
+    }
+
+
+async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
+    content = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
+                (b"content-length", str(len(content)).encode()),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": content})

@@ -10,6 +10,9 @@ from pydantic import PlainSerializer
 CENT = Decimal("0.01")
 # Stripe refuses USD charges below 50 cents; smaller amounts are charged (and stored) as this.
 MIN_CHARGE = Decimal("0.50")
+# The most one Stripe Checkout charge can be in USD (99,999,999 cents); the amount columns
+# (NUMERIC(10,2)) hold it with room to spare.
+MAX_CHARGE = Decimal("999999.99")
 
 
 def to_cents(amount: Decimal) -> Decimal:

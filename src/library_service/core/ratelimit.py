@@ -1,14 +1,25 @@
-"""Failed-login throttling in Redis: fixed windows per client IP and per email.
+"""Login throttling in Redis: a guesser gets `limit` tries per window, an owner is not
+locked out.
 
-Only failures count, so a member who types the password right is never slowed down, while a
-guesser gets `LOGIN_RATE_LIMIT` tries per window per address and per account. If Redis is
-unreachable the check is skipped (logged): an outage must not lock everyone out.
+Counters, over a fixed window of `window_seconds`:
+- per client address: failed logins for any email;
+- per email: failed logins from any address, and which addresses they came from.
+
+A login is refused (429) when its address has used up its tries, or when the email has
+used up its tries and this address is one they came from. So a known member whose email is
+being guessed from elsewhere still gets in from their own address with the right password,
+while each guessing address gets at most its share.
+
+Every attempt reserves its try atomically (one Lua script) before bcrypt runs, so a burst
+of concurrent guesses cannot exceed the limit; a successful login gives its try back. If
+Redis is unreachable the throttle is skipped (logged): an outage must not lock everyone out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from library_service.core.errors import RateLimitedError
@@ -18,6 +29,45 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# KEYS: address failures, email failures, email failures by address (a hash).
+# ARGV: limit, window seconds, address. Returns 0, or the seconds until a retry may succeed.
+_RESERVE = """
+local limit = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= limit then
+  return math.max(redis.call('TTL', KEYS[1]), 1)
+end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= limit
+    and tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0') > 0 then
+  return math.max(redis.call('TTL', KEYS[2]), 1)
+end
+for _, key in ipairs({KEYS[1], KEYS[2]}) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[2]) end
+end
+if redis.call('HINCRBY', KEYS[3], ARGV[3], 1) == 1 and redis.call('TTL', KEYS[3]) < 0 then
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
+return 0
+"""
+
+# Same KEYS; ARGV: address. Gives a reserved try back (never below zero).
+_RELEASE = """
+for _, key in ipairs({KEYS[1], KEYS[2]}) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+if tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0') > 0 then
+  redis.call('HINCRBY', KEYS[3], ARGV[1], -1)
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """A reserved try: `keys` is empty when the throttle is off or Redis was unreachable."""
+
+    address: str
+    keys: tuple[str, ...]
+
 
 class LoginThrottle:
     def __init__(self, redis: Redis | None, *, limit: int, window_seconds: int) -> None:
@@ -26,37 +76,35 @@ class LoginThrottle:
         self.window = window_seconds
 
     @staticmethod
-    def keys(client_ip: str, email: str) -> list[str]:
+    def _keys(address: str, email: str) -> tuple[str, ...]:
         account = hashlib.sha256(email.lower().encode()).hexdigest()[:32]
-        return [f"login-failures:ip:{client_ip}", f"login-failures:email:{account}"]
+        return (
+            f"login-failures:ip:{address}",
+            f"login-failures:email:{account}",
+            f"login-failures:email-ips:{account}",
+        )
 
-    async def check(self, keys: list[str]) -> None:
-        """Raise RateLimitedError if any key used up its failures in this window."""
+    async def reserve(self, address: str, email: str) -> LoginAttempt:
+        """Count this attempt as failed until `succeeded`; RateLimitedError if it may not
+        even be tried."""
         if self.redis is None:
-            return
+            return LoginAttempt(address, ())
+        keys = self._keys(address, email)
         try:
-            counts = await self.redis.mget(keys)
-            blocked = [
-                key
-                for key, count in zip(keys, counts, strict=True)
-                if int(count or 0) >= self.limit
-            ]
-            if not blocked:
-                return
-            retry_after = max([int(await self.redis.ttl(key)) for key in blocked])
+            reserve = self.redis.register_script(_RESERVE)
+            retry_after = int(await reserve(keys, [self.limit, self.window, address]))
         except Exception as exc:  # Redis down: do not lock everyone out
             logger.warning("login throttle unavailable: %r", exc)
-            return
-        raise RateLimitedError(retry_after=max(retry_after, 1))
+            return LoginAttempt(address, ())
+        if retry_after:
+            raise RateLimitedError(retry_after=retry_after)
+        return LoginAttempt(address, keys)
 
-    async def record_failure(self, keys: list[str]) -> None:
-        if self.redis is None:
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        """The password was right: the attempt does not count."""
+        if self.redis is None or not attempt.keys:
             return
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for key in keys:
-                    pipe.set(key, 0, ex=self.window, nx=True)  # the window starts now
-                    pipe.incr(key)
-                await pipe.execute()
+            await self.redis.register_script(_RELEASE)(attempt.keys, [attempt.address])
         except Exception as exc:
             logger.warning("login throttle unavailable: %r", exc)

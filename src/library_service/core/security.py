@@ -14,8 +14,10 @@ from passlib.context import CryptContext
 
 from library_service.core import clock
 from library_service.core.config import Settings
+from library_service.core.params import MAX_ID
 
 ALGORITHM = "HS256"
+MAX_PASSWORD_BYTES = 72  # bcrypt uses only the first 72 bytes; longer would be silently cut
 ACCESS: Literal["access"] = "access"
 TokenType = Literal["access", "refresh"]
 
@@ -40,12 +42,19 @@ async def verify_password(password: str, hashed: str | None, settings: Settings)
     so response times do not reveal which emails are registered."""
     rounds = settings.BCRYPT_ROUNDS
     context = _password_context(rounds)
-    target = hashed if hashed is not None else _dummy_hash(rounds)
-    ok = bool(await anyio.to_thread.run_sync(context.verify, password, target))
-    return ok and hashed is not None
+    # bcrypt refuses more than 72 bytes, and no stored password is longer: such a password
+    # cannot match, but costs the same time to refuse.
+    too_long = len(password.encode()) > MAX_PASSWORD_BYTES
+    target = hashed if hashed is not None and not too_long else _dummy_hash(rounds)
+    candidate = "-" if too_long else password
+    ok = bool(await anyio.to_thread.run_sync(context.verify, candidate, target))
+    return ok and hashed is not None and not too_long
 
 
-def create_token(user_id: int, token_type: TokenType, settings: Settings) -> str:
+def create_token(
+    user_id: int, token_type: TokenType, settings: Settings, *, version: int = 0
+) -> str:
+    """A signed token; `version` is the user's token_version when it is issued."""
     issued = clock.now()
     lifetime = (
         timedelta(minutes=settings.ACCESS_MINUTES)
@@ -58,6 +67,7 @@ def create_token(user_id: int, token_type: TokenType, settings: Settings) -> str
         "iat": int(issued.timestamp()),
         "exp": int((issued + lifetime).timestamp()),
         "jti": secrets.token_hex(8),
+        "ver": version,
     }
     return str(jwt.encode(claims, settings.SECRET_KEY, algorithm=ALGORITHM))
 
@@ -66,6 +76,7 @@ def create_token(user_id: int, token_type: TokenType, settings: Settings) -> str
 class TokenClaims:
     user_id: int
     token_type: TokenType
+    version: int
 
 
 class InvalidTokenError(Exception):
@@ -89,8 +100,16 @@ def decode_token(token: str, expected_type: TokenType, settings: Settings) -> To
         raise InvalidTokenError("token expired")
     if claims.get("type") != expected_type:
         raise InvalidTokenError(f"not an {expected_type} token")
-    try:
-        user_id = int(claims["sub"])
-    except (TypeError, ValueError) as exc:
-        raise InvalidTokenError("malformed subject") from exc
-    return TokenClaims(user_id=user_id, token_type=expected_type)
+    subject = claims.get("sub")
+    # Only what create_token writes: a user id in the id column's range, in ASCII digits.
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        raise InvalidTokenError("malformed subject")
+    if len(subject) > len(str(MAX_ID)):
+        raise InvalidTokenError("malformed subject")
+    user_id = int(subject)
+    if not 1 <= user_id <= MAX_ID:
+        raise InvalidTokenError("malformed subject")
+    version = claims.get("ver", 0)
+    if not isinstance(version, int):
+        raise InvalidTokenError("malformed version")
+    return TokenClaims(user_id=user_id, token_type=expected_type, version=version)

@@ -19,6 +19,8 @@ class User(Base):
     last_name: Mapped[str] = mapped_column(String(150), nullable=False, server_default="")
     is_staff: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    # Written into every token; a password change bumps it, which ends the older tokens.
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     date_joined: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

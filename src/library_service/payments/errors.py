@@ -51,6 +51,11 @@ class WebhookNotConfiguredError(AppError):
     message = "Webhooks are not configured."
 
 
+class InvalidEventError(AppError):
+    code = "invalid_event"
+    message = "The event is not a Stripe event this service can read."
+
+
 class InvalidSignatureError(AppError):
     code = "invalid_signature"
     message = "The Stripe-Signature header does not match the payload."

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath, UserIdFilter
+from library_service.core.routing import StrictJSONRoute
 from library_service.models import PaymentStatus, PaymentType
 from library_service.payments.dependencies import PaymentServiceDep
 from library_service.payments.schemas import (
@@ -19,7 +20,10 @@ from library_service.payments.schemas import (
 from library_service.users.dependencies import CurrentUser
 
 router = APIRouter(
-    prefix="/api/payments", tags=["payments"], responses=error_responses(400, 401, 404, 409, 413)
+    route_class=StrictJSONRoute,
+    prefix="/api/payments",
+    tags=["payments"],
+    responses=error_responses(400, 401, 404, 409, 413),
 )
 
 SessionIdQuery = Annotated[

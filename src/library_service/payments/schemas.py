@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from library_service.core.money import Money
+from library_service.core.params import CleanStr
 from library_service.models import PaymentStatus, PaymentType
 
 
@@ -45,3 +46,23 @@ class PaymentFilters:
     user_id: int | None = None  # the member's own id, or a staff filter
     status: PaymentStatus | None = None
     type: PaymentType | None = None
+
+
+# What the webhook reads of a Stripe event, once its signature is verified. Checked like any
+# input: a signed event is Stripe's, but its shape still decides whether it can be stored.
+StripeId = Annotated[CleanStr, Field(min_length=1, max_length=255)]
+
+
+class StripeEvent(BaseModel):
+    id: StripeId
+    type: Annotated[CleanStr, Field(min_length=1, max_length=100)]
+    data: dict[str, object] | None = None
+
+
+class CheckoutSessionObject(BaseModel):
+    id: StripeId
+    payment_status: Annotated[CleanStr, Field(max_length=32)] | None = None
+
+
+class CheckoutSessionEventData(BaseModel):
+    object: CheckoutSessionObject

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import stripe
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.core import routing as strict_json
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.pagination import PageParams
@@ -15,6 +16,7 @@ from library_service.notifications import messages
 from library_service.notifications.service import NotificationService
 from library_service.payments.checkout import Charge, CheckoutSaga, OpenedCheckout
 from library_service.payments.errors import (
+    InvalidEventError,
     InvalidSignatureError,
     PaymentAlreadyPaidError,
     PaymentChangedError,
@@ -25,13 +27,26 @@ from library_service.payments.errors import (
     WebhookNotConfiguredError,
 )
 from library_service.payments.repository import OpenSession, PaymentRepository
-from library_service.payments.schemas import PaymentFilters
+from library_service.payments.schemas import (
+    CheckoutSessionEventData,
+    CheckoutSessionObject,
+    PaymentFilters,
+    StripeEvent,
+)
 from library_service.users.schemas import AuthUser
 
 logger = logging.getLogger(__name__)
 
 PAID_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 EXPIRED_EVENT = "checkout.session.expired"
+CHECKOUT_EVENTS = {*PAID_EVENTS, EXPIRED_EVENT}
+
+
+def _checkout_session_of(event: StripeEvent) -> CheckoutSessionObject:
+    try:
+        return CheckoutSessionEventData.model_validate(event.data).object
+    except ValidationError as exc:
+        raise InvalidEventError from exc
 
 
 class PaymentService:
@@ -83,22 +98,35 @@ class PaymentService:
 
     async def handle_webhook(self, payload: bytes, signature: str | None) -> bool:
         """Apply a signed Stripe event once; True if it changed something."""
+        event = self._verified_event(payload, signature)
+        async with self.uow.write() as session:
+            payments = PaymentRepository(session)
+            if not await payments.record_event(event.id, event.type):
+                return False  # seen before: Stripe delivers at least once
+            if event.type not in CHECKOUT_EVENTS:
+                return False
+            checkout = _checkout_session_of(event)
+            if event.type == EXPIRED_EVENT:
+                return await payments.mark_expired(checkout.id) is not None
+            if checkout.payment_status == "paid":
+                return await _fulfil(session, checkout.id)
+        return False
+
+    def _verified_event(self, payload: bytes, signature: str | None) -> StripeEvent:
         secret = self.settings.STRIPE_WEBHOOK_SECRET
         if not secret:
             raise WebhookNotConfiguredError
         try:
-            event = stripe.Webhook.construct_event(payload, signature or "", secret)
-        except (stripe.SignatureVerificationError, ValueError) as exc:
+            text = payload.decode()
+            stripe.WebhookSignature.verify_header(
+                text, signature or "", secret, tolerance=stripe.Webhook.DEFAULT_TOLERANCE
+            )
+        except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
             raise InvalidSignatureError from exc
-        data_object: Any = event.data.object
-        async with self.uow.write() as session:
-            if not await PaymentRepository(session).record_event(event.id, event.type):
-                return False  # seen before: Stripe delivers at least once
-            if event.type in PAID_EVENTS and getattr(data_object, "payment_status", None) == "paid":
-                return await _fulfil(session, data_object.id)
-            if event.type == EXPIRED_EVENT:
-                return await PaymentRepository(session).mark_expired(data_object.id) is not None
-        return False
+        try:
+            return StripeEvent.model_validate(strict_json.loads(payload))
+        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+            raise InvalidEventError from exc
 
     async def _fulfil_and_reload(self, payment_id: int, session_id: str) -> Payment:
         async with self.uow.write() as session:

@@ -48,9 +48,11 @@ async def get_current_user(
     # A read phase of its own: the connection goes back to the pool at once instead of
     # being held beside the endpoint's own work.
     async with uow.read() as session:
-        user = await UserRepository(session).get_active_auth_user(claims.user_id)
+        user = await UserRepository(session).get_active_auth_user(
+            claims.user_id, token_version=claims.version
+        )
     if user is None:
-        raise TokenNotValidError("The user is inactive or deleted.")
+        raise TokenNotValidError("The user is inactive or deleted, or the token was revoked.")
     return user
 
 

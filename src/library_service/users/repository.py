@@ -8,7 +8,9 @@ from library_service.users.schemas import AuthUser
 
 # Built once: every authenticated request runs it (see core/db.py).
 _ACTIVE_AUTH_USER = select(User.id, User.email, User.is_staff).where(
-    User.id == bindparam("user_id"), User.is_active.is_(True)
+    User.id == bindparam("user_id"),
+    User.is_active.is_(True),
+    User.token_version == bindparam("token_version"),
 )
 
 
@@ -29,8 +31,11 @@ class UserRepository:
             statement = statement.where(User.id != except_user_id)
         return (await self.session.execute(statement.limit(1))).first() is not None
 
-    async def get_active_auth_user(self, user_id: int) -> AuthUser | None:
-        row = (await self.session.execute(_ACTIVE_AUTH_USER, {"user_id": user_id})).first()
+    async def get_active_auth_user(self, user_id: int, *, token_version: int) -> AuthUser | None:
+        """The user a token names, if they are active and the token is of their current
+        version (a password change since it was issued ends it)."""
+        parameters = {"user_id": user_id, "token_version": token_version}
+        row = (await self.session.execute(_ACTIVE_AUTH_USER, parameters)).first()
         return AuthUser(id=row.id, email=row.email, is_staff=row.is_staff) if row else None
 
     async def add(self, user: User) -> User:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request, status
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep, get_queue
 from library_service.core.errors import error_responses
 from library_service.core.ratelimit import LoginThrottle
+from library_service.core.routing import StrictJSONRoute
 from library_service.users.dependencies import CurrentUser
 from library_service.users.schemas import (
     AccessToken,
@@ -21,7 +22,10 @@ from library_service.users.schemas import (
 from library_service.users.service import UserService
 
 router = APIRouter(
-    prefix="/api/users", tags=["users"], responses=error_responses(400, 401, 413, 429)
+    route_class=StrictJSONRoute,
+    prefix="/api/users",
+    tags=["users"],
+    responses=error_responses(400, 401, 413, 429),
 )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from library_service.core.params import InputModel, PatchModel
+from library_service.core.security import MAX_PASSWORD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,6 @@ class AuthUser:
 
 
 MIN_PASSWORD_BYTES = 8
-MAX_PASSWORD_BYTES = 72  # bcrypt uses only the first 72 bytes; longer would be silently cut
 
 
 def _check_password(value: str) -> str:

@@ -56,8 +56,7 @@ class UserService:
             raise EmailTakenError from exc
 
     async def obtain_tokens(self, email: str, password: str, *, client_ip: str) -> TokenPair:
-        throttle_keys = self.throttle.keys(client_ip, email)
-        await self.throttle.check(throttle_keys)
+        attempt = await self.throttle.reserve(client_ip, email)
         async with self.uow.read() as session:
             user = await UserRepository(session).get_by_email(email)
         if user is not None and not user.is_active:
@@ -65,11 +64,12 @@ class UserService:
         # bcrypt is slow: no connection is held meanwhile.
         hashed = user.hashed_password if user is not None else None
         if not await verify_password(password, hashed, self.settings) or user is None:
-            await self.throttle.record_failure(throttle_keys)
-            raise InvalidCredentialsError
+            raise InvalidCredentialsError  # the attempt stays counted
+        await self.throttle.succeeded(attempt)
+        version = user.token_version
         return TokenPair(
-            access=create_token(user.id, "access", self.settings),
-            refresh=create_token(user.id, "refresh", self.settings),
+            access=create_token(user.id, "access", self.settings, version=version),
+            refresh=create_token(user.id, "refresh", self.settings, version=version),
         )
 
     async def refresh_access(self, refresh_token: str) -> AccessToken:
@@ -78,10 +78,13 @@ class UserService:
         except InvalidTokenError as exc:
             raise TokenNotValidError("The refresh token is invalid or expired.") from exc
         async with self.uow.read() as session:
-            user = await UserRepository(session).get_active_auth_user(claims.user_id)
+            user = await UserRepository(session).get_active_auth_user(
+                claims.user_id, token_version=claims.version
+            )
         if user is None:
-            raise TokenNotValidError("The user is inactive or deleted.")
-        return AccessToken(access=create_token(claims.user_id, "access", self.settings))
+            raise TokenNotValidError("The user is inactive or deleted, or the token was revoked.")
+        access = create_token(claims.user_id, "access", self.settings, version=claims.version)
+        return AccessToken(access=access)
 
     async def get_profile(self, user_id: int) -> User:
         async with self.uow.read() as session:
@@ -109,6 +112,7 @@ class UserService:
                     setattr(user, field, value)
                 if new_hash is not None:
                     user.hashed_password = new_hash
+                    user.token_version += 1  # every token issued before ends here
                 await session.flush()
         except IntegrityError as exc:  # a concurrent update took the email meanwhile
             raise EmailTakenError from exc

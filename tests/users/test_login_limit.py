@@ -1,0 +1,172 @@
+"""The login limit holds under bursts, cannot lock a known member out, and a password change
+ends every token issued before it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from library_service.users import service as user_service
+
+LIMIT = 5
+
+
+@pytest.fixture
+async def limited(app, settings, monkeypatch):
+    monkeypatch.setattr(settings, "LOGIN_RATE_LIMIT", LIMIT)
+    monkeypatch.setattr(settings, "LOGIN_RATE_WINDOW_SECONDS", 60)
+
+
+@pytest.fixture
+def from_address(app, stripe_mock) -> Callable[[str], AsyncIterator[httpx.AsyncClient]]:
+    @asynccontextmanager
+    async def client_at(address: str) -> AsyncIterator[httpx.AsyncClient]:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+    return client_at
+
+
+@pytest.fixture
+def password_checks(monkeypatch) -> list[str]:
+    """The passwords bcrypt was asked to check."""
+    checked: list[str] = []
+    verify = user_service.verify_password
+
+    async def counting(password, hashed, settings):  # type: ignore[no-untyped-def]
+        checked.append(password)
+        return await verify(password, hashed, settings)
+
+    monkeypatch.setattr(user_service, "verify_password", counting)
+    return checked
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    return await client.post("/api/users/token/", json={"email": email, "password": password})
+
+
+async def test_a_burst_of_guesses_cannot_exceed_the_limit(
+    factory, limited, from_address, password_checks
+):
+    member = await factory.user()
+    async with from_address("10.0.0.1") as guesser:
+        answers = await asyncio.gather(
+            *[login(guesser, member.email, f"guess-{n}") for n in range(40)]
+        )
+    assert Counter(r.status_code for r in answers) == {401: LIMIT, 429: 40 - LIMIT}
+    assert len(password_checks) == LIMIT  # bcrypt ran only for the tries allowed
+    assert all(r.json()["code"] == "rate_limited" for r in answers if r.status_code == 429)
+
+
+async def test_a_burst_for_many_emails_from_one_address_is_limited_too(
+    factory, limited, from_address, password_checks
+):
+    async with from_address("10.0.0.2") as guesser:
+        answers = await asyncio.gather(
+            *[login(guesser, f"nobody{n}@example.com", "guess") for n in range(30)]
+        )
+    assert Counter(r.status_code for r in answers) == {401: LIMIT, 429: 30 - LIMIT}
+    assert len(password_checks) == LIMIT
+
+
+async def test_guesses_from_many_addresses_do_not_lock_the_owner_out(
+    factory, limited, from_address
+):
+    member = await factory.user(password="the-right-one")
+    for n in range(LIMIT):
+        async with from_address(f"10.1.0.{n}") as guesser:
+            assert (await login(guesser, member.email, "wrong")).status_code == 401
+    # The email has used up its tries: the addresses that failed for it are refused…
+    async with from_address("10.1.0.0") as guesser:
+        refused = await login(guesser, member.email, "the-right-one")
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # …the owner, from an address of their own, gets in.
+    async with from_address("192.168.7.7") as owner:
+        assert (await login(owner, member.email, "the-right-one")).status_code == 200
+        assert (await login(owner, member.email, "the-right-one")).status_code == 200
+    # A new guessing address gets a single try.
+    async with from_address("10.2.0.1") as newcomer:
+        assert (await login(newcomer, member.email, "wrong")).status_code == 401
+        assert (await login(newcomer, member.email, "wrong")).status_code == 429
+
+
+async def test_a_burst_from_a_new_address_gets_one_try_once_the_email_is_over(
+    factory, limited, from_address, password_checks
+):
+    member = await factory.user()
+    for n in range(LIMIT):
+        async with from_address(f"10.3.0.{n}") as guesser:
+            await login(guesser, member.email, "wrong")
+    password_checks.clear()
+    async with from_address("10.4.0.1") as newcomer:
+        answers = await asyncio.gather(*[login(newcomer, member.email, "x") for _ in range(20)])
+    assert Counter(r.status_code for r in answers) == {401: 1, 429: 19}
+    assert len(password_checks) == 1
+
+
+async def test_right_passwords_give_their_try_back(factory, limited, from_address):
+    member = await factory.user(password="the-right-one")
+    async with from_address("10.5.0.1") as office:
+        for _ in range(LIMIT * 3):
+            assert (await login(office, member.email, "the-right-one")).status_code == 200
+        for _ in range(LIMIT - 1):  # earlier successes took none of these
+            assert (await login(office, member.email, "wrong")).status_code == 401
+        assert (await login(office, member.email, "the-right-one")).status_code == 200
+
+
+# -- a password change ends the older tokens ---------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+async def test_changing_the_password_ends_every_older_token(client, factory, method):
+    member = await factory.user(email="reader@example.com", password="old-password")
+    first = (await login(client, member.email, "old-password")).json()
+    second = (await login(client, member.email, "old-password")).json()
+    bearer = {"Authorization": f"Bearer {first['access']}"}
+    body = {"password": "new-password"}
+    if method == "PUT":
+        body["email"] = member.email
+    changed = await client.request(method, "/api/users/me/", json=body, headers=bearer)
+    assert changed.status_code == 200, changed.text
+
+    for pair in (first, second):
+        old = await client.get(
+            "/api/users/me/", headers={"Authorization": f"Bearer {pair['access']}"}
+        )
+        assert old.status_code == 401
+        assert old.json()["code"] == "token_not_valid"
+        refreshed = await client.post(
+            "/api/users/token/refresh/", json={"refresh": pair["refresh"]}
+        )
+        assert refreshed.status_code == 401
+    assert (await login(client, member.email, "old-password")).status_code == 401
+    fresh = (await login(client, member.email, "new-password")).json()
+    me = await client.get("/api/users/me/", headers={"Authorization": f"Bearer {fresh['access']}"})
+    assert me.status_code == 200
+    renewed = await client.post("/api/users/token/refresh/", json={"refresh": fresh["refresh"]})
+    assert renewed.status_code == 200
+
+
+async def test_changing_only_the_name_keeps_the_tokens(client, factory):
+    member = await factory.user(password="a-password")
+    pair = (await login(client, member.email, "a-password")).json()
+    bearer = {"Authorization": f"Bearer {pair['access']}"}
+    assert (
+        await client.patch("/api/users/me/", json={"first_name": "Ann"}, headers=bearer)
+    ).status_code == 200
+    assert (await client.get("/api/users/me/", headers=bearer)).status_code == 200
+
+
+@pytest.mark.parametrize("password", ["x" * 73, "é" * 40, "p" * 1024])
+async def test_a_password_longer_than_bcrypt_takes_is_refused_not_500(client, factory, password):
+    member = await factory.user()
+    response = await login(client, member.email, password)
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
