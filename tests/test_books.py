@@ -124,6 +124,7 @@ async def test_list_is_public(client, factory):
             "isbn": "9780141439518",
             "year": 1813,
             "description": "Classic.",
+            "withdrawn": False,
         }
     ]
 
@@ -142,6 +143,7 @@ async def test_detail_is_public(client, factory):
         "isbn": None,
         "year": None,
         "description": None,
+        "withdrawn": False,
     }
 
 
@@ -194,6 +196,7 @@ async def test_staff_creates_book(client, db, staff):
         "isbn": "9780141439518",
         "year": 1815,
         "description": "A comedy of manners.",
+        "withdrawn": False,
     }
     assert await snapshot(db, body["id"]) == {
         "title": "Emma",

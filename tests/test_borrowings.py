@@ -806,6 +806,7 @@ async def test_read_own_borrowing_with_book_and_payments(client, factory, db, fr
         "isbn": "9780141439518",
         "year": 1813,
         "description": "Classic",
+        "withdrawn": False,
     }
     rows = await payment_rows(db, created["id"])
     assert [p["id"] for p in body["payments"]] == [p.id for p in rows]

@@ -112,6 +112,7 @@ async def test_borrow_pay_return_round_trips(client, factory, sandbox, round_tri
         "BEGIN",
         "SELECT borrowings FOR UPDATE",  # the borrowing and its book, locked
         "SELECT payments",
+        "SELECT holds",  # the copy goes to the book's queue first, if anyone waits
         "UPDATE books",
         "UPDATE borrowings",
         "INSERT notifications",
@@ -134,6 +135,7 @@ async def test_late_return_round_trips(client, factory, round_trips):
         "SELECT users FOR UPDATE",  # a fine changes the member's standing
         "SELECT borrowings FOR UPDATE",
         "SELECT payments",
+        "SELECT holds",
         "UPDATE books",
         "UPDATE borrowings",
         "INSERT payments",

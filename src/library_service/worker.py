@@ -13,6 +13,8 @@ from arq import cron, func
 from library_service.core.config import Settings
 from library_service.core.db import Database
 from library_service.core.queue import redis_settings
+from library_service.holds import jobs as hold_jobs
+from library_service.holds.tasks import expire_uncollected_holds
 from library_service.notifications import jobs as notification_jobs
 from library_service.notifications.tasks import (
     deliver_notification,
@@ -65,6 +67,12 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 poll_expired_sessions,
                 name=payment_jobs.POLL_EXPIRED_SESSIONS,
                 second=0,
+                unique=True,
+            ),
+            cron(
+                expire_uncollected_holds,
+                name=hold_jobs.EXPIRE_UNCOLLECTED,
+                second=45,
                 unique=True,
             ),
             cron(

@@ -12,6 +12,11 @@ class BookNotFoundError(NotFoundError):
     message = "There is no book with this id."
 
 
+class BookWithdrawnError(AppError):
+    code = "book_withdrawn"
+    message = "This book is withdrawn from circulation: it cannot be borrowed or held."
+
+
 class IsbnTakenError(AppError):
     code = "isbn_taken"
     message = "Another book already has this ISBN."
@@ -26,5 +31,5 @@ class BookHasHistoryError(AppError):
     code = "book_has_history"
     message = (
         "This book has a borrowing history and cannot be deleted; "
-        "set its inventory to 0 to withdraw it from circulation."
+        "withdraw it from circulation instead (withdrawn: true)."
     )

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from library_service.books.schemas import BookFilters
 from library_service.core.db import AnyRow, AnySelect
 from library_service.core.pagination import PageParams
-from library_service.models import Book, Borrowing
+from library_service.models import Book, Borrowing, Hold
 
 # The catalogue list is the hottest query: it is written against the table's columns, not
 # the ORM attributes, so it runs as plain Core (no ORM compilation, rows instead of objects).
@@ -65,6 +65,7 @@ class _Shape:
     title: bool
     author: bool
     available: bool | None
+    withdrawn: bool
 
     @classmethod
     def of(cls, filters: BookFilters) -> _Shape:
@@ -74,6 +75,7 @@ class _Shape:
             title=bool(filters.title),
             author=bool(filters.author),
             available=filters.available,
+            withdrawn=filters.withdrawn,
         )
 
     def conditions(self) -> list[ColumnElement[bool]]:
@@ -87,6 +89,7 @@ class _Shape:
             conditions.append(_contains(_books.title, "title"))
         if self.author:
             conditions.append(_contains(_books.author, "author"))
+        conditions.append(_books.withdrawn.is_(self.withdrawn))
         if self.available is not None:
             conditions.append(_books.inventory > 0 if self.available else _books.inventory == 0)
         return conditions
@@ -159,7 +162,13 @@ class BookRepository:
         statement = _page_statement(shape, filters.ordering)
         page_parameters = {**parameters, "limit": page.limit, "offset": page.offset}
         rows = (await self.session.execute(statement, page_parameters)).all()
-        count_key = (filters.search, filters.title, filters.author, filters.available)
+        count_key = (
+            filters.search,
+            filters.title,
+            filters.author,
+            filters.available,
+            filters.withdrawn,
+        )
         total = _totals.get(count_key, count_ttl)
         if total is None:
             counting = _count_statement(shape)
@@ -178,11 +187,15 @@ class BookRepository:
             statement = statement.where(Book.id != except_book_id)
         return (await self.session.execute(statement.limit(1))).first() is not None
 
-    async def has_borrowings(self, book_id: int, *, active_only: bool) -> bool:
-        condition = Borrowing.book_id == book_id
-        if active_only:
-            condition = condition & Borrowing.actual_return_date.is_(None)
-        return bool(await self.session.scalar(select(exists().where(condition))))
+    async def on_loan(self, book_id: int) -> bool:
+        active = Borrowing.book_id == book_id, Borrowing.actual_return_date.is_(None)
+        return bool(await self.session.scalar(select(exists().where(*active))))
+
+    async def has_history(self, book_id: int) -> bool:
+        """Borrowings or holds name the book: the ledger keeps it."""
+        borrowed = exists().where(Borrowing.book_id == book_id)
+        held = exists().where(Hold.book_id == book_id)
+        return bool(await self.session.scalar(select(borrowed | held)))
 
     async def add(self, book: Book) -> Book:
         self.session.add(book)

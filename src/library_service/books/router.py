@@ -38,10 +38,18 @@ async def book_filters(
     available: Annotated[
         bool | None, Query(description="true: copies on the shelf; false: none left.")
     ] = None,
+    withdrawn: Annotated[
+        bool, Query(description="true: only the books withdrawn from circulation.")
+    ] = False,
     ordering: BookOrdering = "id",
 ) -> BookFilters:
     return BookFilters(
-        search=search, title=title, author=author, available=available, ordering=ordering
+        search=search,
+        title=title,
+        author=author,
+        available=available,
+        withdrawn=withdrawn,
+        ordering=ordering,
     )
 
 

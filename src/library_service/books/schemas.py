@@ -59,6 +59,15 @@ Isbn = Annotated[
 ]
 Year = Annotated[int, Field(ge=1, examples=[1813]), AfterValidator(_not_in_future)]
 Description = Annotated[str, Field(max_length=5000)]
+Withdrawn = Annotated[
+    bool,
+    Field(
+        description=(
+            "Out of circulation: not lent or held, left out of the catalogue; open holds are "
+            "cancelled. Set it back to false to reinstate the book."
+        )
+    ),
+]
 
 
 class BookCreate(InputModel):
@@ -70,10 +79,11 @@ class BookCreate(InputModel):
     isbn: Isbn | None = None
     year: Year | None = None
     description: Description | None = None
+    withdrawn: Withdrawn = False
 
 
 class BookPatch(PatchModel):
-    not_nullable = ("title", "author", "cover", "inventory", "daily_fee")
+    not_nullable = ("title", "author", "cover", "inventory", "daily_fee", "withdrawn")
 
     title: Title | None = None
     author: Author | None = None
@@ -83,6 +93,7 @@ class BookPatch(PatchModel):
     isbn: Isbn | None = None
     year: Year | None = None
     description: Description | None = None
+    withdrawn: Withdrawn | None = None
 
 
 class BookRead(BaseModel):
@@ -97,6 +108,7 @@ class BookRead(BaseModel):
     isbn: str | None
     year: int | None
     description: str | None
+    withdrawn: bool
 
 
 BookOrdering = Literal[
@@ -112,4 +124,5 @@ class BookFilters:
     title: str | None = None
     author: str | None = None
     available: bool | None = None
+    withdrawn: bool = False
     ordering: BookOrdering = "id"

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.books.errors import (
     BookHasHistoryError,
@@ -12,9 +14,11 @@ from library_service.books.errors import (
 )
 from library_service.books.repository import BookRepository
 from library_service.books.schemas import BookCreate, BookFilters, BookPatch
+from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import AnyRow, UnitOfWork
 from library_service.core.pagination import PageParams
+from library_service.holds import queue as holds_queue
 from library_service.models import Book
 
 
@@ -55,20 +59,37 @@ class BookService:
         try:
             async with self.uow.write() as session:
                 books = BookRepository(session)
-                # Inventory only ever changes under the book's row lock (see borrowings).
+                # The shelf count and holds only ever change under the book's row lock.
                 book = await books.get(book_id, for_update=True)
                 if book is None:
                     raise BookNotFoundError
                 isbn = changes.get("isbn")
                 if isbn is not None and await books.isbn_taken(isbn, except_book_id=book_id):
                     raise IsbnTakenError
-                for field, value in changes.items():
-                    setattr(book, field, value)
+                await self._apply(session, book, changes)
                 await session.flush()
         except IntegrityError as exc:  # a concurrent update took the ISBN
             raise IsbnTakenError from exc
         BookRepository.forget_totals()
         return book
+
+    async def _apply(self, session: AsyncSession, book: Book, changes: dict[str, Any]) -> None:
+        """Set the fields; copies added go to the book's queue first, and withdrawing the
+        book cancels its holds."""
+        today = clock.today(self.settings.timezone)
+        inventory = changes.pop("inventory", book.inventory)
+        withdrawing = changes.get("withdrawn", book.withdrawn) and not book.withdrawn
+        for field, value in changes.items():
+            setattr(book, field, value)
+        if withdrawing:
+            await holds_queue.cancel_all(session, book, today=today, settings=self.settings)
+        added = inventory - book.inventory
+        if added > 0:
+            await holds_queue.release_copies(
+                session, book, count=added, today=today, settings=self.settings
+            )
+        else:
+            book.inventory = inventory
 
     async def delete_book(self, book_id: int) -> None:
         async with self.uow.write() as session:
@@ -76,9 +97,9 @@ class BookService:
             book = await books.get(book_id, for_update=True)
             if book is None:
                 raise BookNotFoundError
-            if await books.has_borrowings(book_id, active_only=True):
+            if await books.on_loan(book_id):
                 raise BookOnLoanError
-            if await books.has_borrowings(book_id, active_only=False):
+            if await books.has_history(book_id):
                 raise BookHasHistoryError
             await books.delete(book)
         BookRepository.forget_totals()

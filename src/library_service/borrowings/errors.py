@@ -49,6 +49,33 @@ class AmountTooLargeError(AppError):
     message = "This loan would cost more than one card payment can be; borrow it for fewer days."
 
 
+class BorrowingOverdueError(AppError):
+    code = "borrowing_overdue"
+    message = "This borrowing is overdue: return the book instead of extending the loan."
+
+
+class InvalidExtensionDateError(AppError):
+    code = "invalid_extension_date"
+    message = "expected_return_date must be after the borrowing's current one."
+
+
+class ExtensionLimitReachedError(AppError):
+    code = "extension_limit_reached"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"This loan has been extended {limit} times, the most allowed.")
+
+
+class BookOnHoldError(AppError):
+    code = "book_on_hold"
+    message = "Another member is waiting for this book: it must come back on time."
+
+
+class BorrowingChangedError(ConflictError):
+    code = "borrowing_changed"
+    message = "This borrowing changed while you were extending it; reload it and try again."
+
+
 class FeeChangedError(ConflictError):
     code = "fee_changed"
     message = "The book's daily fee changed while you were borrowing it; please try again."

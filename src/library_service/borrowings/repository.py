@@ -10,11 +10,20 @@ from sqlalchemy import Integer, Label, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from library_service.borrowings.rules import Standing
+from library_service.borrowings.rules import BorrowFacts, ExtensionFacts, Standing
 from library_service.borrowings.schemas import BorrowingFilters
-from library_service.core.db import AnySelect
+from library_service.core.db import AnyRow, AnySelect
 from library_service.core.pagination import PageParams
-from library_service.models import Book, Borrowing, Payment, PaymentStatus, PaymentType, User
+from library_service.models import (
+    Book,
+    Borrowing,
+    Hold,
+    HoldStatus,
+    Payment,
+    PaymentStatus,
+    PaymentType,
+    User,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,7 @@ class BorrowingListItem:
     expected_return_date: date
     actual_return_date: date | None
     user_id: int
+    extensions: int
     book: BookBrief
 
     @property
@@ -63,9 +73,25 @@ def _standing_columns() -> tuple[Label[int], Label[bool]]:
     return active.label("active_borrowings"), unpaid_fine.label("has_unpaid_fine")
 
 
+def _ready_hold_column() -> Label[int | None]:
+    """The member `:user_id`'s READY hold on the book: the copy put aside for them."""
+    return (
+        select(Hold.id)
+        .where(
+            Hold.book_id == Book.id,
+            Hold.user_id == bindparam("user_id", type_=Integer),
+            Hold.status == HoldStatus.READY.value,
+        )
+        .scalar_subquery()
+        .label("ready_hold_id")
+    )
+
+
 # The borrow and return writes' statements, built once (see core/db.py).
-_BOOK_AND_STANDING = select(Book, *_standing_columns()).where(Book.id == bindparam("book_id"))
-_BOOK_AND_STANDING_LOCKED = _BOOK_AND_STANDING.with_for_update(of=Book)
+_BORROW_FACTS = select(Book, *_standing_columns(), _ready_hold_column()).where(
+    Book.id == bindparam("book_id")
+)
+_BORROW_FACTS_LOCKED = _BORROW_FACTS.with_for_update(of=Book)
 _LOCK_MEMBER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
 
 
@@ -104,6 +130,7 @@ def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelec
             Borrowing.expected_return_date,
             Borrowing.actual_return_date,
             Borrowing.user_id,
+            Borrowing.extensions,
             Book.id.label("book_id"),
             Book.title,
             Book.author,
@@ -119,6 +146,10 @@ def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelec
     )
     count = select(func.count()).select_from(Borrowing).where(*conditions)
     return page, count
+
+
+def _standing(row: AnyRow) -> Standing:
+    return Standing(active_borrowings=row.active_borrowings, has_unpaid_fine=row.has_unpaid_fine)
 
 
 class BorrowingRepository:
@@ -162,6 +193,7 @@ class BorrowingRepository:
                 expected_return_date=row.expected_return_date,
                 actual_return_date=row.actual_return_date,
                 user_id=row.user_id,
+                extensions=row.extensions,
                 book=BookBrief(
                     id=row.book_id,
                     title=row.title,
@@ -186,20 +218,37 @@ class BorrowingRepository:
         """
         await self.session.execute(_LOCK_MEMBER, {"user_id": user_id})
 
-    async def book_and_standing(
+    async def borrow_facts(
         self, book_id: int, user_id: int, *, for_update: bool = False
-    ) -> tuple[Book, Standing] | None:
-        """The book (locked with `for_update`) and the member's standing; None if there is
-        no such book."""
-        statement = _BOOK_AND_STANDING_LOCKED if for_update else _BOOK_AND_STANDING
+    ) -> BorrowFacts | None:
+        """The book (locked with `for_update`), the member's standing and their READY hold
+        on it; None if there is no such book."""
+        statement = _BORROW_FACTS_LOCKED if for_update else _BORROW_FACTS
         parameters = {"book_id": book_id, "user_id": user_id}
         row = (await self.session.execute(statement, parameters)).first()
         if row is None:
             return None
-        standing = Standing(
-            active_borrowings=row.active_borrowings, has_unpaid_fine=row.has_unpaid_fine
+        return BorrowFacts(book=row.Book, standing=_standing(row), ready_hold_id=row.ready_hold_id)
+
+    async def standing(self, user_id: int) -> Standing:
+        row = (await self.session.execute(select(*_standing_columns()), {"user_id": user_id})).one()
+        return _standing(row)
+
+    async def extension_facts(self, borrowing: Borrowing) -> ExtensionFacts:
+        """The borrower's standing, and whether another member waits for the book."""
+        others_waiting = (
+            select(Hold.id)
+            .where(
+                Hold.book_id == borrowing.book_id,
+                Hold.user_id != borrowing.user_id,
+                Hold.status == HoldStatus.WAITING.value,
+            )
+            .exists()
+            .label("others_waiting")
         )
-        return row.Book, standing
+        statement = select(*_standing_columns(), others_waiting)
+        row = (await self.session.execute(statement, {"user_id": borrowing.user_id})).one()
+        return ExtensionFacts(standing=_standing(row), others_waiting=row.others_waiting)
 
     async def add(self, borrowing: Borrowing) -> Borrowing:
         self.session.add(borrowing)

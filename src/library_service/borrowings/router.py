@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from library_service.borrowings.schemas import (
     BorrowingCreate,
     BorrowingDetail,
+    BorrowingExtend,
     BorrowingFilters,
     BorrowingRead,
 )
@@ -66,6 +67,14 @@ async def read_borrowing(
 ) -> BorrowingDetail:
     """One borrowing with its book and payments."""
     return BorrowingDetail.model_validate(await service.get_borrowing(borrowing_id, user))
+
+
+@router.post("/{borrowing_id}/extend/")
+async def extend_borrowing(
+    borrowing_id: IdPath, data: BorrowingExtend, user: CurrentUser, service: BorrowingServiceDep
+) -> BorrowingDetail:
+    """Move the return date later; pay the added days at the new payment's `session_url`."""
+    return BorrowingDetail.model_validate(await service.extend(borrowing_id, user, data))
 
 
 @router.post("/{borrowing_id}/return/")

@@ -11,11 +11,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from library_service.books.errors import BookWithdrawnError
 from library_service.borrowings.errors import (
     AlreadyReturnedError,
     AmountTooLargeError,
+    BookOnHoldError,
     BookUnavailableError,
+    BorrowingChangedError,
+    BorrowingOverdueError,
+    ExtensionLimitReachedError,
     FeeChangedError,
+    InvalidExtensionDateError,
     InvalidReturnDateError,
     LoanLimitReachedError,
     ReturnDateTooFarError,
@@ -34,10 +40,27 @@ class Standing:
     has_unpaid_fine: bool  # a FINE that is PENDING or EXPIRED (an unpaid loan fee is not)
 
 
+@dataclass(frozen=True, slots=True)
+class BorrowFacts:
+    book: Book
+    standing: Standing
+    ready_hold_id: int | None  # the member's READY hold on this book: its copy is theirs
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionFacts:
+    standing: Standing
+    others_waiting: bool  # another member's hold waits for this book
+
+
 def check_return_date(expected: date, *, today: date, settings: Settings) -> None:
     """A loan ends after today and at most MAX_BORROW_DAYS ahead."""
     if expected <= today:
         raise InvalidReturnDateError
+    _check_not_too_far(expected, today=today, settings=settings)
+
+
+def _check_not_too_far(expected: date, *, today: date, settings: Settings) -> None:
     latest = today + timedelta(days=settings.MAX_BORROW_DAYS)
     if expected > latest:
         raise ReturnDateTooFarError(
@@ -46,13 +69,21 @@ def check_return_date(expected: date, *, today: date, settings: Settings) -> Non
         )
 
 
-def check_can_borrow(book: Book, standing: Standing, settings: Settings) -> None:
-    """A copy is on the shelf, the member owes no fine and has room for one more loan."""
-    if book.inventory <= 0:
-        raise BookUnavailableError
+def check_no_unpaid_fine(standing: Standing) -> None:
+    """A member who owes a fine may neither borrow, nor join a queue, nor extend a loan."""
     if standing.has_unpaid_fine:
         raise UnpaidFinesError
-    if standing.active_borrowings >= settings.MAX_ACTIVE_BORROWINGS:
+
+
+def check_can_borrow(facts: BorrowFacts, settings: Settings) -> None:
+    """The book is in circulation and a copy is the member's to take (one put aside for
+    them, or one on the shelf); they owe no fine and have room for one more loan."""
+    if facts.book.withdrawn:
+        raise BookWithdrawnError
+    if facts.ready_hold_id is None and facts.book.inventory <= 0:
+        raise BookUnavailableError
+    check_no_unpaid_fine(facts.standing)
+    if facts.standing.active_borrowings >= settings.MAX_ACTIVE_BORROWINGS:
         raise LoanLimitReachedError(settings.MAX_ACTIVE_BORROWINGS)
 
 
@@ -62,12 +93,52 @@ def check_fee_unchanged(book: Book, *, quoted: Decimal) -> None:
         raise FeeChangedError
 
 
-def loan_fee(book: Book, *, today: date, until: date) -> Decimal:
+def loan_fee(book: Book, *, start: date, end: date) -> Decimal:
     """The number of days times the daily fee, if one card payment can be that much."""
-    fee = chargeable((until - today).days * book.daily_fee)
+    fee = chargeable((end - start).days * book.daily_fee)
     if fee > MAX_CHARGE:  # only a fee stored before fees had a maximum can get here
         raise AmountTooLargeError
     return fee
+
+
+def check_can_extend(
+    borrowing: Borrowing,
+    facts: ExtensionFacts,
+    *,
+    until: date,
+    today: date,
+    settings: Settings,
+) -> None:
+    """A loan still running and not overdue moves to a later date, at most MAX_BORROW_DAYS
+    from today and MAX_EXTENSIONS times, unless someone waits for the book or a fine is
+    unpaid."""
+    check_can_return(borrowing)
+    if today > borrowing.expected_return_date:
+        raise BorrowingOverdueError
+    if until <= borrowing.expected_return_date:
+        raise InvalidExtensionDateError
+    _check_not_too_far(until, today=today, settings=settings)
+    if borrowing.extensions >= settings.MAX_EXTENSIONS:
+        raise ExtensionLimitReachedError(settings.MAX_EXTENSIONS)
+    if facts.others_waiting:
+        raise BookOnHoldError
+    check_no_unpaid_fine(facts.standing)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionQuote:
+    """What the member was charged for, before Stripe was asked."""
+
+    due: date
+    daily_fee: Decimal
+    until: date
+
+
+def check_extension_quote(borrowing: Borrowing, quote: ExtensionQuote) -> None:
+    """The loan and its fee are still those the extension was priced on."""
+    if borrowing.expected_return_date != quote.due:
+        raise BorrowingChangedError
+    check_fee_unchanged(borrowing.book, quoted=quote.daily_fee)
 
 
 def check_can_return(borrowing: Borrowing) -> None:
@@ -81,9 +152,11 @@ def return_date(borrowing: Borrowing, *, today: date) -> date:
 
 
 def fine(borrowing: Borrowing, book: Book, *, today: date, settings: Settings) -> Decimal | None:
-    """Days late times the daily fee times FINE_MULTIPLIER, at most what one card payment
-    can be (a return is never refused for its fine); None when on time."""
-    late_days = (today - borrowing.expected_return_date).days
-    if late_days <= 0:
+    """Days late past FINE_GRACE_DAYS, times the daily fee times FINE_MULTIPLIER; at most
+    FINE_MAX_AMOUNT, and never more than one card payment can be (a return is never refused
+    for its fine). None when nothing is owed."""
+    charged_days = (today - borrowing.expected_return_date).days - settings.FINE_GRACE_DAYS
+    if charged_days <= 0:
         return None
-    return min(chargeable(late_days * book.daily_fee * settings.FINE_MULTIPLIER), MAX_CHARGE)
+    cap = settings.FINE_MAX_AMOUNT or MAX_CHARGE
+    return min(chargeable(charged_days * book.daily_fee * settings.FINE_MULTIPLIER), cap)

@@ -19,6 +19,15 @@ class BorrowingCreate(InputModel):
     )
 
 
+class BorrowingExtend(InputModel):
+    expected_return_date: date = Field(
+        description=(
+            "Later than the current one, and at most MAX_BORROW_DAYS (60) from today; the "
+            "added days are charged."
+        )
+    )
+
+
 class BookSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -38,6 +47,7 @@ class _BorrowingFields(BaseModel):
     actual_return_date: date | None
     is_active: bool
     user_id: int
+    extensions: int = Field(description="How often the loan was extended (MAX_EXTENSIONS).")
 
 
 class BorrowingRead(_BorrowingFields):

@@ -11,11 +11,12 @@ from library_service.books.errors import BookNotFoundError
 from library_service.borrowings import rules
 from library_service.borrowings.errors import BorrowingNotFoundError
 from library_service.borrowings.repository import BorrowingListItem, BorrowingRepository
-from library_service.borrowings.schemas import BorrowingCreate, BorrowingFilters
+from library_service.borrowings.schemas import BorrowingCreate, BorrowingExtend, BorrowingFilters
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.pagination import PageParams
+from library_service.holds import queue as holds_queue
 from library_service.models import Borrowing, PaymentType, User
 from library_service.notifications import messages
 from library_service.notifications.service import NotificationService
@@ -69,11 +70,11 @@ class BorrowingService:
         today = self._today()
         rules.check_return_date(data.expected_return_date, today=today, settings=self.settings)
         async with self.uow.read() as session:
-            found = await BorrowingRepository(session).book_and_standing(data.book, user.id)
-        if found is None:
+            facts = await BorrowingRepository(session).borrow_facts(data.book, user.id)
+        if facts is None:
             raise BookNotFoundError
-        book, standing = found
-        rules.check_can_borrow(book, standing, self.settings)
+        rules.check_can_borrow(facts, self.settings)
+        book = facts.book
         charge = Charge(
             type=PaymentType.PAYMENT,
             title=book.title,
@@ -81,7 +82,7 @@ class BorrowingService:
                 f"by {book.author}: {(data.expected_return_date - today).days} day(s), "
                 f"{today:%Y-%m-%d} to {data.expected_return_date:%Y-%m-%d}"
             ),
-            amount=rules.loan_fee(book, today=today, until=data.expected_return_date),
+            amount=rules.loan_fee(book, start=today, end=data.expected_return_date),
         )
         record = partial(self._record_borrowing, user, data, today, book.daily_fee)
         return await self.checkout.run(charge, record)
@@ -96,15 +97,16 @@ class BorrowingService:
         opened: OpenedCheckout,
     ) -> Borrowing:
         borrowings = BorrowingRepository(session)
-        # Lock order everywhere: member, then borrowing, then book.
+        # Lock order everywhere: member, then borrowing, then book, then holds.
         await borrowings.lock_member(user.id)
-        found = await borrowings.book_and_standing(data.book, user.id, for_update=True)
-        if found is None:  # deleted meanwhile
+        facts = await borrowings.borrow_facts(data.book, user.id, for_update=True)
+        if facts is None:  # deleted meanwhile
             raise BookNotFoundError
-        book, standing = found
-        rules.check_can_borrow(book, standing, self.settings)
+        rules.check_can_borrow(facts, self.settings)
+        book = facts.book
         rules.check_fee_unchanged(book, quoted=quoted_fee)
-        book.inventory -= 1
+        if facts.ready_hold_id is None:
+            book.inventory -= 1  # a copy from the shelf; a held copy is already off it
         borrowing = await borrowings.add(
             Borrowing(
                 borrow_date=today,
@@ -114,8 +116,66 @@ class BorrowingService:
                 payments=[opened.new_payment()],
             )
         )
+        if facts.ready_hold_id is not None:
+            await holds_queue.take_held_copy(session, facts.ready_hold_id, borrowing)
         text = messages.borrowing_created(borrowing, book, user.email, fee=opened.charge.amount)
         await NotificationService(session).record("borrowing_created", text)
+        return borrowing
+
+    # -- extending ----------------------------------------------------------------------
+
+    async def extend(self, borrowing_id: int, user: AuthUser, data: BorrowingExtend) -> Borrowing:
+        """Move the due date later; the added days are charged as a new PAYMENT (the
+        checkout saga, as for a borrowing)."""
+        today = self._today()
+        borrowing = await self._visible(borrowing_id, user)
+        async with self.uow.read() as session:
+            facts = await BorrowingRepository(session).extension_facts(borrowing)
+        until = data.expected_return_date
+        rules.check_can_extend(borrowing, facts, until=until, today=today, settings=self.settings)
+        book, due = borrowing.book, borrowing.expected_return_date
+        charge = Charge(
+            type=PaymentType.PAYMENT,
+            title=book.title,
+            detail=f"by {book.author}: {(until - due).days} more day(s), to {until:%Y-%m-%d}",
+            amount=rules.loan_fee(book, start=due, end=until),
+        )
+        quote = rules.ExtensionQuote(due=due, daily_fee=book.daily_fee, until=until)
+        record = partial(self._record_extension, borrowing_id, borrowing.user, quote, today)
+        return await self.checkout.run(charge, record)
+
+    async def _record_extension(
+        self,
+        borrowing_id: int,
+        borrower: User,
+        quote: rules.ExtensionQuote,
+        today: date,
+        session: AsyncSession,
+        opened: OpenedCheckout,
+    ) -> Borrowing:
+        borrowings = BorrowingRepository(session)
+        await borrowings.lock_member(borrower.id)  # an unpaid fine must be seen, or wait
+        borrowing = await borrowings.get(
+            borrowing_id, with_book=True, with_payments=True, for_update=True
+        )
+        assert borrowing is not None  # borrowings are never deleted
+        facts = await borrowings.extension_facts(borrowing)
+        rules.check_can_extend(
+            borrowing, facts, until=quote.until, today=today, settings=self.settings
+        )
+        rules.check_extension_quote(borrowing, quote)
+        borrowing.expected_return_date = quote.until
+        borrowing.extensions += 1
+        borrowing.payments.append(opened.new_payment())
+        await session.flush()
+        text = messages.borrowing_extended(
+            borrowing,
+            borrowing.book,
+            borrower.email,
+            previous_due=quote.due,
+            fee=opened.charge.amount,
+        )
+        await NotificationService(session).record("borrowing_extended", text)
         return borrowing
 
     # -- returning ----------------------------------------------------------------------
@@ -162,7 +222,9 @@ class BorrowingService:
         assert borrowing is not None  # borrowings are never deleted
         rules.check_can_return(borrowing)  # a concurrent return may have got here first
         borrowing.actual_return_date = rules.return_date(borrowing, today=today)
-        borrowing.book.inventory += 1
+        await holds_queue.release_copies(
+            session, borrowing.book, today=today, settings=self.settings
+        )
         if fine is not None:
             borrowing.payments.append(fine.new_payment())
         await session.flush()

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from library_service.core.money import MAX_CHARGE, MIN_CHARGE
+
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production
 SANDBOX_STRIPE_KEY = "sk_test_sandbox"
 MIN_SECRET_KEY_LENGTH = 32
@@ -45,7 +47,13 @@ class Settings(BaseSettings):
     LIBRARY_TIMEZONE: str = "UTC"
     MAX_BORROW_DAYS: int = Field(default=60, ge=1, le=365)
     MAX_ACTIVE_BORROWINGS: int = Field(default=3, ge=1)
+    MAX_EXTENSIONS: int = Field(default=2, ge=0)
+    MAX_ACTIVE_HOLDS: int = Field(default=5, ge=1)
+    HOLD_PICKUP_DAYS: int = Field(default=3, ge=1)
     FINE_MULTIPLIER: Decimal = Field(default=Decimal("2"), gt=0)
+    FINE_GRACE_DAYS: int = Field(default=0, ge=0)
+    # The most one late return costs; unset: only the most one card payment can be.
+    FINE_MAX_AMOUNT: Decimal | None = Field(default=None, ge=MIN_CHARGE, le=MAX_CHARGE)
     OVERDUE_REPORT_TIME: time = time(9, 0)
 
     STRIPE_SECRET_KEY: str = ""

@@ -3,16 +3,20 @@
 from library_service.models.base import Base
 from library_service.models.book import Book, Cover
 from library_service.models.borrowing import Borrowing
+from library_service.models.hold import OPEN_HOLD_STATUSES, Hold, HoldStatus
 from library_service.models.notification import Notification, NotificationStatus, OverdueReport
 from library_service.models.payment import Payment, PaymentStatus, PaymentType
 from library_service.models.stripe_event import StripeEvent
 from library_service.models.user import User
 
 __all__ = [
+    "OPEN_HOLD_STATUSES",
     "Base",
     "Book",
     "Borrowing",
     "Cover",
+    "Hold",
+    "HoldStatus",
     "Notification",
     "NotificationStatus",
     "OverdueReport",

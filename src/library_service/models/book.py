@@ -4,6 +4,7 @@ import enum
 from decimal import Decimal
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Identity,
     Index,
@@ -57,3 +58,5 @@ class Book(Base):
     isbn: Mapped[str | None] = mapped_column(String(13), unique=True)
     year: Mapped[int | None] = mapped_column(SmallInteger)
     description: Mapped[str | None] = mapped_column(Text)
+    # Out of circulation: not lent or held, left out of the catalogue; returns still count.
+    withdrawn: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")

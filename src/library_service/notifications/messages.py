@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from library_service.core.money import to_cents
-from library_service.models import Book, Borrowing
+from library_service.models import Book, Borrowing, Hold
 
 
 def usd(amount: Decimal) -> str:
@@ -87,3 +87,38 @@ def overdue_borrowing(
 
 
 NO_OVERDUE = "No borrowings overdue today!"
+
+
+def borrowing_extended(
+    borrowing: Borrowing, book: Book, email: str, *, previous_due: date, fee: Decimal
+) -> str:
+    added = (borrowing.expected_return_date - previous_due).days
+    return (
+        f"⏩ Extended #{borrowing.id}: {_book(book.title, book.author)}\n"
+        f"Member: {email}\n"
+        f"Due {borrowing.expected_return_date:%Y-%m-%d} instead of {previous_due:%Y-%m-%d} "
+        f"(+{_days(added)}, fee {usd(fee)}; extension {borrowing.extensions})"
+    )
+
+
+def hold_ready(hold: Hold, book: Book, email: str) -> str:
+    assert hold.ready_until is not None
+    return (
+        f"📦 Put aside «{book.title}» for {email} until {hold.ready_until:%Y-%m-%d}\n"
+        f"Hold #{hold.id}, {_book(book.title, book.author)}"
+    )
+
+
+def hold_expired(hold: Hold, book: Book, email: str, *, passed_to: str | None) -> str:
+    assert hold.ready_until is not None
+    after = f"the copy goes to {passed_to}" if passed_to else "the copy goes back on the shelf"
+    return (
+        f"⌛ Hold #{hold.id} expired: {email} did not collect «{book.title}» "
+        f"by {hold.ready_until:%Y-%m-%d}; {after}"
+    )
+
+
+def hold_cancelled_by_withdrawal(hold: Hold, book: Book, email: str) -> str:
+    return f"🚫 Hold #{hold.id} cancelled: «{book.title}» was withdrawn; tell {email}" + (
+        " (a copy was put aside for them: back on the shelf)" if hold.ready_until else ""
+    )
