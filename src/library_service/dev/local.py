@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from library_service.core.config import Settings, reload_settings
 from library_service.core.db import Database
-from library_service.dev.accounts import ensure_user, seed_catalogue
+from library_service.dev.accounts import demo_logins_in_use, ensure_user, seed_catalogue
 from library_service.dev.embedded import DATA_DIR, EmbeddedRedis, free_port
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.models import User
@@ -110,7 +110,8 @@ def start_worker_thread(stack: ExitStack, settings: Settings) -> None:
 
 
 async def first_run_setup(settings: Settings) -> list[tuple[str, str, str]]:
-    """On an empty database: demo books, a staff user and a member; returns their logins."""
+    """On an empty database: demo books, a staff user and a member. Returns the demo logins
+    that still work, for the banner: (role, email, password)."""
     db = Database.connect(settings.DATABASE_URL, settings, pool_size=1)
     try:
         async with db.autocommit_sessionmaker() as session:
@@ -118,7 +119,7 @@ async def first_run_setup(settings: Settings) -> list[tuple[str, str, str]]:
     finally:
         await db.dispose()
     if users:
-        return []
+        return await demo_logins_in_use(settings, DEMO_ACCOUNTS)
     await seed_catalogue(settings)
     for role, email, password in DEMO_ACCOUNTS:
         await ensure_user(settings, email, password, is_staff=role == "staff")
@@ -144,7 +145,7 @@ def print_banner(
         + ("configured" if settings.TELEGRAM_BOT_TOKEN else "not configured: messages are logged"),
     ]
     if demo_accounts:
-        lines.append("  Demo accounts (created on this first run):")
+        lines.append("  Demo accounts (their passwords are still the demo ones):")
         lines += [f"    {role:<7} {email} / {password}" for role, email, password in demo_accounts]
     lines += ["  Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
