@@ -24,6 +24,7 @@ from library_service.models import User
 logger = logging.getLogger(__name__)
 
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"  # noqa: S105 - the sandbox's own, never Stripe's
+SANDBOX_SESSIONS_FILE = DATA_DIR / "stripe-sandbox" / "sessions.jsonl"
 DEMO_ACCOUNTS = (
     ("staff", "admin@library.example.com", "admin-password"),
     ("member", "reader@library.example.com", "reader-password"),
@@ -37,17 +38,30 @@ def start_stand_ins(stack: ExitStack, settings: Settings, *, api_port: int) -> S
         stack.callback(redis.stop)
         settings = reload_settings(REDIS_URL=redis.url)
     if not settings.STRIPE_SECRET_KEY:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        secret = settings.STRIPE_WEBHOOK_SECRET or SANDBOX_WEBHOOK_SECRET
-        sandbox = SandboxStripe(
-            public_url=base,
-            webhook_url=f"http://127.0.0.1:{api_port}/api/payments/webhook/",
-            webhook_secret=secret,
-        )
-        stack.callback(serve_in_thread(sandbox.app, port, name="sandbox-stripe"))
-        settings = reload_settings(STRIPE_API_BASE=base, STRIPE_WEBHOOK_SECRET=secret)
+        settings = start_sandbox_stripe(stack, settings, api_port=api_port)
     return settings
+
+
+def start_sandbox_stripe(stack: ExitStack, settings: Settings, *, api_port: int) -> Settings:
+    """The sandbox on its fixed port, its sessions kept in the data folder: the payment links
+    of earlier runs keep working after a restart."""
+    port = settings.SANDBOX_STRIPE_PORT or free_port()
+    base = f"http://127.0.0.1:{port}"
+    secret = settings.STRIPE_WEBHOOK_SECRET or SANDBOX_WEBHOOK_SECRET
+    sandbox = SandboxStripe(
+        public_url=base,
+        webhook_url=f"http://127.0.0.1:{api_port}/api/payments/webhook/",
+        webhook_secret=secret,
+        sessions_file=SANDBOX_SESSIONS_FILE,
+    )
+    try:
+        stack.callback(serve_in_thread(sandbox.app, port, name="sandbox-stripe"))
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"the sandbox Stripe cannot listen on port {port}: is it taken? "
+            "Set SANDBOX_STRIPE_PORT to a free port (0: any)."
+        ) from exc
+    return reload_settings(STRIPE_API_BASE=base, STRIPE_WEBHOOK_SECRET=secret)
 
 
 def serve_in_thread(
