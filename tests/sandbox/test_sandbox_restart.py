@@ -5,20 +5,33 @@ same file, put where the first one was mounted."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+import httpx
 import pytest
 import respx
 
 from library_service.core import clock
+from library_service.dev.embedded import free_port
 from library_service.dev.fake_stripe import IDEMPOTENCY_KEY_LIFETIME_SECONDS, SandboxStripe
 from library_service.models import Payment
 from tests.conftest import SANDBOX_PAGES, WEBHOOK_SECRET
-from tests.sandbox.test_sandbox_stripe import API, KEY, create, create_ok, session_params
+from tests.sandbox.test_sandbox_stripe import (
+    API,
+    KEY,
+    create,
+    create_ok,
+    flatten,
+    session_params,
+)
 
 
 @pytest.fixture
@@ -163,3 +176,50 @@ def test_a_missing_file_starts_empty_and_is_created(sessions_file):
     sandbox = file_backed(sessions_file)
     assert sandbox.sessions == {}
     assert sessions_file.read_text() == ""
+
+
+async def test_the_standalone_sandbox_keeps_its_sessions_across_process_restarts(tmp_path):
+    """As docker-compose.sandbox.yml runs it: a process of its own, its file on a volume."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "library_service.dev.fake_stripe",
+        "--port",
+        str(port),
+        "--sessions-file",
+        str(tmp_path / "sessions.jsonl"),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as http:
+        with running(command, base):
+            response = await http.post(
+                "/v1/checkout/sessions",
+                content=urlencode(flatten(session_params())),
+                headers={**KEY, "Content-Type": "application/x-www-form-urlencoded"},
+            )
+            created = response.json()
+        assert created["url"] == f"{base}/c/pay/{created['id']}"
+        with running(command, base):
+            page = await http.get(created["url"])
+    assert page.status_code == 200
+    assert ">Pay $6.00</button>" in page.text
+
+
+@contextmanager
+def running(command: list[str], base: str) -> Iterator[None]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(f"{base}/c/pay/cs_test_probe", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "the sandbox exited"
+                assert time.monotonic() < deadline, "the sandbox did not start"
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -439,3 +439,35 @@ def _actions(session: dict[str, Any], amount: str) -> str:
 def _unbroken_dates(text: str) -> str:
     """Escaped text whose dates never break across lines at their hyphens."""
     return ISO_DATE.sub(lambda date: f'<span class="nowrap">{date[0]}</span>', html.escape(text))
+
+
+# -- the sandbox on its own (docker-compose.sandbox.yml) --------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m library_service.dev.fake_stripe`: serve the sandbox as a process of its own;
+    the webhook secret comes from STRIPE_WEBHOOK_SECRET."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="The sandbox Stripe as a server of its own.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8010)
+    parser.add_argument("--public-url", help="its address in the payer's browser")
+    parser.add_argument("--webhook-url", help="where to deliver signed events")
+    parser.add_argument("--sessions-file", type=Path, help="keeps the sessions across restarts")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    sandbox = SandboxStripe(
+        public_url=args.public_url or f"http://127.0.0.1:{args.port}",
+        webhook_url=args.webhook_url,
+        webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
+        sessions_file=args.sessions_file,
+    )
+    # Keep-alive longer than the clients' pools keep idle connections, as Stripe's servers do.
+    uvicorn.run(sandbox.app, host=args.host, port=args.port, lifespan="off", timeout_keep_alive=75)
+
+
+if __name__ == "__main__":
+    main()

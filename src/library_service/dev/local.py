@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import uvicorn
 from sqlalchemy import func, select
@@ -151,10 +152,7 @@ def print_banner(
         f"  Docs     {origin}/docs",
         f"  Database {_describe(settings.DATABASE_URL)}",
         f"  Redis    {settings.REDIS_URL}",
-        "  Stripe   "
-        + (
-            "Stripe API" if settings.STRIPE_SECRET_KEY else f"sandbox at {settings.STRIPE_API_BASE}"
-        ),
+        f"  Stripe   {_describe_stripe(settings)}",
         "  Telegram "
         + ("configured" if settings.TELEGRAM_BOT_TOKEN else "not configured: messages are logged"),
     ]
@@ -163,6 +161,14 @@ def print_banner(
         lines += [f"    {role:<7} {email} / {password}" for role, email, password in demo_accounts]
     lines += ["  Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
+
+
+def _describe_stripe(settings: Settings) -> str:
+    if not settings.STRIPE_SECRET_KEY:
+        return f"sandbox at {settings.STRIPE_API_BASE}"
+    if urlsplit(settings.STRIPE_API_BASE).hostname == "api.stripe.com":
+        return "Stripe API"
+    return f"Stripe API at {settings.STRIPE_API_BASE}"  # e.g. the compose file's sandbox
 
 
 def _describe(url: str) -> str:
