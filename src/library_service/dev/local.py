@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import uvicorn
 from sqlalchemy import func, select
@@ -172,7 +172,7 @@ def _describe_stripe(settings: Settings) -> str:
 
 
 def _describe(url: str) -> str:
-    if "host=" in url and str(DATA_DIR) in url:
+    if "host=" in url and str(DATA_DIR) in unquote(url):  # the socket folder is %-encoded
         return f"embedded PostgreSQL in {DATA_DIR / 'postgres'}"
     from sqlalchemy.engine import make_url
 
