@@ -7,7 +7,8 @@ answers, Stripe-shaped errors, idempotency keys) and hosts its own checkout page
 sessions there, so that a payment link still works after a restart of the local run.
 
 Never used with a real key or in production: `library-service run` serves it only when
-`STRIPE_SECRET_KEY` is unset and the environment is not production.
+`STRIPE_SECRET_KEY` is unset and the environment is not production, and
+docker-compose.sandbox.yml, which runs it on its own, runs the app in development mode.
 """
 
 from __future__ import annotations
@@ -186,11 +187,11 @@ class SandboxStripe:
 
     def _remember(self, session: dict[str, Any], *, key: str | None, fingerprint: str) -> None:
         self.sessions[session["id"]] = session
-        records = [{"session": session}]
+        records: list[dict[str, Any]] = [{"session": session}]
         if key:
             entry = {"fingerprint": fingerprint, "session_id": session["id"]}
-            self._idempotent[key] = entry | {"created": session["created"]}
-            records.append({"key": key} | self._idempotent[key])
+            self._idempotent[key] = {**entry, "created": session["created"]}
+            records.append({"key": key, **self._idempotent[key]})
         self._persist(*records)
 
     def _persist(self, *records: dict[str, Any]) -> None:
@@ -458,7 +459,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-url", help="where to deliver signed events")
     parser.add_argument("--sessions-file", type=Path, help="keeps the sessions across restarts")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     sandbox = SandboxStripe(
         public_url=args.public_url or f"http://127.0.0.1:{args.port}",
         webhook_url=args.webhook_url,
@@ -470,4 +470,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     main()
