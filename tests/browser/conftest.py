@@ -9,7 +9,7 @@ the browser tests are skipped, except under CI, where they fail (.ci/run install
   differently on localhost).
 - `page`: a fresh context (no cookies, no local storage) and a page in it, per test.
 - `console_errors`: the page's console errors and uncaught exceptions, as they come.
-- `keep_on_origin(origin)`: from then on the page may load nothing from elsewhere.
+- `keep_on_origin(url)`: from then on the page may load nothing from another origin.
 - `serve(app)`: serves any ASGI app on a free loopback port in a thread -> Served.
 - `live_server`: the API, configured as the suite's `app` (test database and Redis), served.
   It runs in this process, so rows a test writes (e.g. with `factory`) are visible to it
