@@ -21,6 +21,7 @@ from library_service.core.docs import install_docs
 from library_service.core.errors import install_error_handlers
 from library_service.core.logging import configure_logging
 from library_service.core.middleware import ServiceMiddleware
+from library_service.core.openapi import install_dated_examples
 from library_service.core.queue import connect_queue
 from library_service.holds.router import router as holds_router
 from library_service.payments.router import router as payments_router
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(holds_router)
     app.include_router(payments_router)
     _add_service_routes(app)
+    install_dated_examples(app, settings)
     install_docs(app)
 
     if settings.CORS_ORIGINS:
@@ -102,12 +104,17 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
 
 def _add_service_routes(app: FastAPI) -> None:
-    @app.get("/health", tags=["service"])
+    @app.get("/health", tags=["service"], operation_id="service_health")
     async def health() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["service"], responses={503: {"description": "A dependency is down"}})
+    @app.get(
+        "/ready",
+        tags=["service"],
+        operation_id="service_ready",
+        responses={503: {"description": "A dependency is down"}},
+    )
     async def ready(request: Request) -> JSONResponse:
         """The database and Redis answer."""
         checks = {

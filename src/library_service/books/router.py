@@ -23,7 +23,6 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/api/books",
     tags=["books"],
-    responses=error_responses(400, 401, 403, 404, 413),
 )
 
 
@@ -60,7 +59,7 @@ async def get_book_service(uow: UnitOfWorkDep, settings: SettingsDep) -> BookSer
 BookServiceDep = Annotated[BookService, Depends(get_book_service)]
 
 
-@router.get("/")
+@router.get("/", operation_id="books_list", responses=error_responses())
 async def list_books(
     request: Request,
     service: BookServiceDep,
@@ -72,19 +71,26 @@ async def list_books(
     return make_page(request, page, count, [BookRead.model_validate(row) for row in rows])
 
 
-@router.get("/{book_id}/")
+@router.get("/{book_id}/", operation_id="books_read", responses=error_responses(404))
 async def read_book(book_id: IdPath, service: BookServiceDep) -> BookRead:
     """One book."""
     return BookRead.model_validate(await service.get_book(book_id))
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="books_create",
+    responses=error_responses(400, 401, 403, 413),
+)
 async def create_book(data: BookCreate, _: StaffUser, service: BookServiceDep) -> BookRead:
     """Add a book to the catalogue (staff)."""
     return BookRead.model_validate(await service.create_book(data))
 
 
-@router.put("/{book_id}/")
+@router.put(
+    "/{book_id}/", operation_id="books_replace", responses=error_responses(400, 401, 403, 404, 413)
+)
 async def replace_book(
     book_id: IdPath, data: BookCreate, _: StaffUser, service: BookServiceDep
 ) -> BookRead:
@@ -92,7 +98,9 @@ async def replace_book(
     return BookRead.model_validate(await service.update_book(book_id, data))
 
 
-@router.patch("/{book_id}/")
+@router.patch(
+    "/{book_id}/", operation_id="books_update", responses=error_responses(400, 401, 403, 404, 413)
+)
 async def update_book(
     book_id: IdPath, data: BookPatch, _: StaffUser, service: BookServiceDep
 ) -> BookRead:
@@ -100,7 +108,12 @@ async def update_book(
     return BookRead.model_validate(await service.update_book(book_id, data))
 
 
-@router.delete("/{book_id}/", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{book_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="books_delete",
+    responses=error_responses(400, 401, 403, 404),
+)
 async def delete_book(book_id: IdPath, _: StaffUser, service: BookServiceDep) -> Response:
     """Remove a book that has never been borrowed (staff)."""
     await service.delete_book(book_id)

@@ -71,6 +71,21 @@ Withdrawn = Annotated[
 
 
 class BookCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Middlemarch",
+                    "author": "George Eliot",
+                    "cover": "HARD",
+                    "inventory": 2,
+                    "daily_fee": "1.50",
+                    "year": 1871,
+                }
+            ]
+        }
+    )
+
     title: Title
     author: Author
     cover: Cover
@@ -83,6 +98,8 @@ class BookCreate(InputModel):
 
 
 class BookPatch(PatchModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"inventory": 4}]})
+
     not_nullable = ("title", "author", "cover", "inventory", "daily_fee", "withdrawn")
 
     title: Title | None = None

@@ -24,7 +24,6 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/api/borrowings",
     tags=["borrowings"],
-    responses=error_responses(400, 401, 404, 409, 413),
 )
 
 
@@ -37,7 +36,7 @@ async def get_borrowing_service(
 BorrowingServiceDep = Annotated[BorrowingService, Depends(get_borrowing_service)]
 
 
-@router.get("/")
+@router.get("/", operation_id="borrowings_list", responses=error_responses(401))
 async def list_borrowings(
     request: Request,
     user: CurrentUser,
@@ -53,7 +52,12 @@ async def list_borrowings(
     return make_page(request, page, count, [BorrowingRead.model_validate(i) for i in items])
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="borrowings_create",
+    responses=error_responses(400, 401, 404, 409, 413),
+)
 async def create_borrowing(
     data: BorrowingCreate, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:
@@ -61,7 +65,7 @@ async def create_borrowing(
     return BorrowingDetail.model_validate(await service.borrow(user, data))
 
 
-@router.get("/{borrowing_id}/")
+@router.get("/{borrowing_id}/", operation_id="borrowings_read", responses=error_responses(401, 404))
 async def read_borrowing(
     borrowing_id: IdPath, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:
@@ -69,7 +73,11 @@ async def read_borrowing(
     return BorrowingDetail.model_validate(await service.get_borrowing(borrowing_id, user))
 
 
-@router.post("/{borrowing_id}/extend/")
+@router.post(
+    "/{borrowing_id}/extend/",
+    operation_id="borrowings_extend",
+    responses=error_responses(400, 401, 404, 409, 413),
+)
 async def extend_borrowing(
     borrowing_id: IdPath, data: BorrowingExtend, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:
@@ -77,7 +85,11 @@ async def extend_borrowing(
     return BorrowingDetail.model_validate(await service.extend(borrowing_id, user, data))
 
 
-@router.post("/{borrowing_id}/return/")
+@router.post(
+    "/{borrowing_id}/return/",
+    operation_id="borrowings_return",
+    responses=error_responses(400, 401, 404),
+)
 async def return_borrowing(
     borrowing_id: IdPath, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:

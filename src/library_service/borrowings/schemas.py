@@ -13,6 +13,10 @@ from library_service.payments.schemas import PaymentRead
 
 
 class BorrowingCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"book": 1, "expected_return_date": "2026-01-08"}]}
+    )
+
     book: int = Field(ge=1, le=MAX_ID, description="The book's id.")
     expected_return_date: date = Field(
         description="After today, and at most MAX_BORROW_DAYS (60) ahead."
@@ -20,6 +24,10 @@ class BorrowingCreate(InputModel):
 
 
 class BorrowingExtend(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"expected_return_date": "2026-01-15"}]}
+    )
+
     expected_return_date: date = Field(
         description=(
             "Later than the current one, and at most MAX_BORROW_DAYS (60) from today; the "

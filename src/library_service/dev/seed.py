@@ -117,6 +117,8 @@ DEMO_BOOKS: list[tuple[str, str, int, str]] = [
 ]
 
 FEES = [Decimal(f"{cents / 100:.2f}") for cents in range(50, 301, 25)]
+# Every copy out: the holds queue can be tried on it (the API docs' example hold names it).
+ALL_OUT = {"Dune"}
 
 
 def demo_books(seed: int = 1) -> list[Book]:
@@ -128,7 +130,7 @@ def demo_books(seed: int = 1) -> list[Book]:
             year=year,
             isbn=isbn,
             cover=rng.choice(["HARD", "SOFT"]),
-            inventory=rng.randint(1, 6),
+            inventory=0 if title in ALL_OUT else rng.randint(1, 6),
             daily_fee=rng.choice(FEES),
         )
         for title, author, year, isbn in DEMO_BOOKS

@@ -18,7 +18,6 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/api/holds",
     tags=["holds"],
-    responses=error_responses(400, 401, 404, 413),
 )
 
 
@@ -29,7 +28,7 @@ async def get_hold_service(uow: UnitOfWorkDep, settings: SettingsDep) -> HoldSer
 HoldServiceDep = Annotated[HoldService, Depends(get_hold_service)]
 
 
-@router.get("/")
+@router.get("/", operation_id="holds_list", responses=error_responses(401))
 async def list_holds(
     request: Request,
     user: CurrentUser,
@@ -45,19 +44,26 @@ async def list_holds(
     return make_page(request, page, count, [HoldRead.model_validate(h) for h in holds])
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="holds_create",
+    responses=error_responses(400, 401, 404, 413),
+)
 async def place_hold(data: HoldCreate, user: CurrentUser, service: HoldServiceDep) -> HoldRead:
     """Join the queue for a book with no copy on the shelf; the next freed copy is yours."""
     return HoldRead.model_validate(await service.place(user, data.book))
 
 
-@router.get("/{hold_id}/")
+@router.get("/{hold_id}/", operation_id="holds_read", responses=error_responses(401, 404))
 async def read_hold(hold_id: IdPath, user: CurrentUser, service: HoldServiceDep) -> HoldRead:
     """One of your holds (staff: any)."""
     return HoldRead.model_validate(await service.get_hold(hold_id, user))
 
 
-@router.post("/{hold_id}/cancel/")
+@router.post(
+    "/{hold_id}/cancel/", operation_id="holds_cancel", responses=error_responses(400, 401, 404)
+)
 async def cancel_hold(hold_id: IdPath, user: CurrentUser, service: HoldServiceDep) -> HoldRead:
     """Leave the queue; a copy put aside for you goes to the next member."""
     return HoldRead.model_validate(await service.cancel(hold_id, user))

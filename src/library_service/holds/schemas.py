@@ -11,6 +11,8 @@ from library_service.models import HoldStatus
 
 
 class HoldCreate(InputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"book": 98}]})
+
     book: int = Field(ge=1, le=MAX_ID, description="The book's id; no copy may be on the shelf.")
 
 

@@ -23,7 +23,6 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/api/payments",
     tags=["payments"],
-    responses=error_responses(400, 401, 404, 409, 413),
 )
 
 SessionIdQuery = Annotated[
@@ -31,7 +30,7 @@ SessionIdQuery = Annotated[
 ]
 
 
-@router.get("/")
+@router.get("/", operation_id="payments_list", responses=error_responses(401))
 async def list_payments(
     request: Request,
     user: CurrentUser,
@@ -47,7 +46,7 @@ async def list_payments(
     return make_page(request, page, count, [PaymentRead.model_validate(p) for p in payments])
 
 
-@router.get("/success/")
+@router.get("/success/", operation_id="payments_success", responses=error_responses(400, 404))
 async def payment_success(session_id: SessionIdQuery, service: PaymentServiceDep) -> PaymentOutcome:
     """Stripe's redirect after checkout: confirms with Stripe and marks the payment PAID."""
     payment = await service.confirm_paid(session_id)
@@ -56,7 +55,7 @@ async def payment_success(session_id: SessionIdQuery, service: PaymentServiceDep
     )
 
 
-@router.get("/cancel/")
+@router.get("/cancel/", operation_id="payments_cancel", responses=error_responses(404))
 async def payment_cancel(
     session_id: SessionIdQuery, service: PaymentServiceDep
 ) -> CheckoutCancelled:
@@ -73,7 +72,7 @@ async def payment_cancel(
     )
 
 
-@router.post("/webhook/", responses={400: {"description": "Bad signature"}})
+@router.post("/webhook/", operation_id="payments_webhook", responses=error_responses(400, 413))
 async def stripe_webhook(request: Request, service: PaymentServiceDep) -> WebhookReceipt:
     """Stripe's signed event notifications (Checkout Session completed/expired)."""
     payload = await request.body()
@@ -81,7 +80,7 @@ async def stripe_webhook(request: Request, service: PaymentServiceDep) -> Webhoo
     return WebhookReceipt(handled=handled)
 
 
-@router.get("/{payment_id}/")
+@router.get("/{payment_id}/", operation_id="payments_read", responses=error_responses(401, 404))
 async def read_payment(
     payment_id: IdPath, user: CurrentUser, service: PaymentServiceDep
 ) -> PaymentRead:
@@ -89,7 +88,11 @@ async def read_payment(
     return PaymentRead.model_validate(await service.get_payment(payment_id, user))
 
 
-@router.post("/{payment_id}/renew/")
+@router.post(
+    "/{payment_id}/renew/",
+    operation_id="payments_renew",
+    responses=error_responses(400, 401, 404),
+)
 async def renew_payment(
     payment_id: IdPath, user: CurrentUser, service: PaymentServiceDep
 ) -> PaymentRead:

@@ -25,7 +25,6 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/api/users",
     tags=["users"],
-    responses=error_responses(400, 401, 413, 429),
 )
 
 
@@ -43,38 +42,45 @@ async def get_user_service(
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="users_register",
+    responses=error_responses(400, 413),
+)
 async def register(data: UserCreate, service: UserServiceDep) -> UserRead:
     """Register a member account."""
     return UserRead.model_validate(await service.register(data))
 
 
-@router.post("/token/", responses={429: {"description": "Too many failed attempts"}})
+@router.post("/token/", operation_id="users_token", responses=error_responses(401, 413, 429))
 async def obtain_tokens(request: Request, data: TokenRequest, service: UserServiceDep) -> TokenPair:
     """Exchange email and password for an access and a refresh token."""
     client_ip = request.client.host if request.client else "unknown"
     return await service.obtain_tokens(data.email, data.password, client_ip=client_ip)
 
 
-@router.post("/token/refresh/")
+@router.post(
+    "/token/refresh/", operation_id="users_token_refresh", responses=error_responses(401, 413)
+)
 async def refresh_access_token(data: RefreshRequest, service: UserServiceDep) -> AccessToken:
     """Exchange a refresh token for a new access token."""
     return await service.refresh_access(data.refresh)
 
 
-@router.get("/me/")
+@router.get("/me/", operation_id="users_me_read", responses=error_responses(401))
 async def read_profile(user: CurrentUser, service: UserServiceDep) -> UserRead:
     """Your own profile."""
     return UserRead.model_validate(await service.get_profile(user.id))
 
 
-@router.put("/me/")
+@router.put("/me/", operation_id="users_me_replace", responses=error_responses(400, 401, 413))
 async def replace_profile(data: UserUpdate, user: CurrentUser, service: UserServiceDep) -> UserRead:
     """Update your email, names and (optionally) password."""
     return UserRead.model_validate(await service.update_profile(user.id, data))
 
 
-@router.patch("/me/")
+@router.patch("/me/", operation_id="users_me_update", responses=error_responses(400, 401, 413))
 async def update_profile(data: UserPatch, user: CurrentUser, service: UserServiceDep) -> UserRead:
     """Change some of your profile fields."""
     return UserRead.model_validate(await service.update_profile(user.id, data))

@@ -53,6 +53,19 @@ Name = Annotated[str, Field(max_length=150)]
 
 
 class UserCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "new.reader@example.com",
+                    "password": "correct-horse-battery",
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                }
+            ]
+        }
+    )
+
     email: Email
     password: Password
     first_name: Name = ""
@@ -62,6 +75,18 @@ class UserCreate(InputModel):
 class UserUpdate(InputModel):
     """Full update (PUT): email and names; the password only when given."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "reader@library.example.com",
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                }
+            ]
+        }
+    )
+
     email: Email
     first_name: Name = ""
     last_name: Name = ""
@@ -70,6 +95,8 @@ class UserUpdate(InputModel):
 
 class UserPatch(PatchModel):
     """Partial update (PATCH): only the fields sent change."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"first_name": "Ada"}]})
 
     not_nullable = ("email", "first_name", "last_name", "password")
 
@@ -91,6 +118,12 @@ class UserRead(BaseModel):
 
 
 class TokenRequest(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "reader@library.example.com", "password": "reader-password"}]
+        }
+    )
+
     email: Annotated[str, Field(max_length=254)]
     password: Annotated[str, Field(max_length=1024)]
 
@@ -101,6 +134,12 @@ class TokenPair(BaseModel):
 
 
 class RefreshRequest(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"refresh": "the refresh token that POST /api/users/token/ answered"}]
+        }
+    )
+
     refresh: Annotated[str, Field(max_length=4096)]
 
 
