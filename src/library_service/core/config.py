@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     STRIPE_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
     # Public origin used in Stripe redirect URLs; empty means "the request's own base URL".
     PUBLIC_BASE_URL: str = ""
+    # A browser coming back from Stripe goes on to {FRONTEND_URL}/payments/{id}?status=…;
+    # empty: the API shows a small page of its own.
+    FRONTEND_URL: str = ""
     # The local run's sandbox Stripe (when STRIPE_SECRET_KEY is unset) listens here; a fixed
     # port keeps the payment links of earlier runs working. 0: any free port.
     SANDBOX_STRIPE_PORT: int = Field(default=8010, ge=0, le=65535)
@@ -84,6 +87,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("FRONTEND_URL")
+    @classmethod
+    def _http_origin(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("FRONTEND_URL must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("LIBRARY_TIMEZONE")
     @classmethod

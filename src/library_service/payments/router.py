@@ -1,15 +1,17 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from library_service.core.dependencies import SettingsDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath, UserIdFilter
 from library_service.core.routing import StrictJSONRoute
 from library_service.models import PaymentStatus, PaymentType
 from library_service.payments.dependencies import PaymentServiceDep
+from library_service.payments.landing import Landing, wants_html
 from library_service.payments.schemas import (
     CheckoutCancelled,
     PaymentFilters,
@@ -46,20 +48,51 @@ async def list_payments(
     return make_page(request, page, count, [PaymentRead.model_validate(p) for p in payments])
 
 
-@router.get("/success/", operation_id="payments_success", responses=error_responses(400, 404))
-async def payment_success(session_id: SessionIdQuery, service: PaymentServiceDep) -> PaymentOutcome:
+# For a browser (Accept: text/html) the redirects answer a page, or with FRONTEND_URL a 303
+# to the front end; API clients get JSON.
+_BROWSER_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "JSON, or a page for a browser"},
+    303: {"description": "With FRONTEND_URL: to {FRONTEND_URL}/payments/{id}?status=…"},
+}
+
+
+async def get_landing(settings: SettingsDep) -> Landing:
+    return Landing(settings)
+
+
+LandingDep = Annotated[Landing, Depends(get_landing)]
+
+
+@router.get(
+    "/success/",
+    operation_id="payments_success",
+    response_model=PaymentOutcome,
+    responses={**_BROWSER_ANSWERS, **error_responses(400, 404)},
+)
+async def payment_success(
+    request: Request, session_id: SessionIdQuery, service: PaymentServiceDep, landing: LandingDep
+) -> Response | PaymentOutcome:
     """Stripe's redirect after checkout: confirms with Stripe and marks the payment PAID."""
+    if wants_html(request):
+        return await landing.success(service, session_id)
     payment = await service.confirm_paid(session_id)
     return PaymentOutcome(
         detail="Payment received, thank you!", payment=PaymentRead.model_validate(payment)
     )
 
 
-@router.get("/cancel/", operation_id="payments_cancel", responses=error_responses(404))
+@router.get(
+    "/cancel/",
+    operation_id="payments_cancel",
+    response_model=CheckoutCancelled,
+    responses={**_BROWSER_ANSWERS, **error_responses(404)},
+)
 async def payment_cancel(
-    session_id: SessionIdQuery, service: PaymentServiceDep
-) -> CheckoutCancelled:
+    request: Request, session_id: SessionIdQuery, service: PaymentServiceDep, landing: LandingDep
+) -> Response | CheckoutCancelled:
     """Stripe's redirect when the payer backs out: the session stays payable for a while."""
+    if wants_html(request):
+        return await landing.cancel(service, session_id)
     payment = await service.describe_cancel(session_id)
     return CheckoutCancelled(
         detail=(

@@ -26,7 +26,7 @@ from library_service.payments.errors import (
     UnknownSessionError,
     WebhookNotConfiguredError,
 )
-from library_service.payments.repository import OpenSession, PaymentRepository
+from library_service.payments.repository import OpenSession, PaymentRepository, PaymentSummary
 from library_service.payments.schemas import (
     CheckoutSessionEventData,
     CheckoutSessionObject,
@@ -74,6 +74,11 @@ class PaymentService:
         if payment is None:
             raise PaymentNotFoundError
         return payment
+
+    async def summary(self, payment_id: int) -> PaymentSummary:
+        """The payment with its member and book."""
+        async with self.uow.read() as session:
+            return await PaymentRepository(session).summary(payment_id)
 
     async def describe_cancel(self, session_id: str) -> Payment:
         async with self.uow.read() as session:
