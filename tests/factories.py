@@ -226,6 +226,23 @@ async def pay(
     return await client.get(app_path(redirect.headers["location"]))
 
 
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    """POST /api/users/token/."""
+    return await client.post("/api/users/token/", json={"email": email, "password": password})
+
+
+async def assert_can_login(client: httpx.AsyncClient, email: str, password: str) -> str:
+    """Log in; the access token."""
+    response = await login(client, email, password)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access"]
+    return token
+
+
+async def assert_cannot_login(client: httpx.AsyncClient, email: str, password: str) -> None:
+    assert_error(await login(client, email, password), 401, "invalid_credentials")
+
+
 def the_payment(borrowing: dict[str, Any], kind: str = "PAYMENT") -> dict[str, Any]:
     """A borrowing body's one payment of `kind` (PAYMENT: its fee; FINE)."""
     found = [p for p in borrowing["payments"] if p["type"] == kind]
