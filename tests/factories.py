@@ -1,8 +1,9 @@
 """What the tests arrange and read back, shared by every domain.
 
-- `Factory` (the `factory` fixture): rows made straight in the database, for a starting state
-  the API cannot make quickly (a borrowing from 30 days ago, an overdue or a paid one).
-- `borrow`, `return_book`, `pay`: the same steps through the API, so the real code runs.
+- `Factory` (the `factory` fixture): users and books made straight in the database;
+  borrowings through the API (`factory.borrow`, `factory.return_book`), so the real code
+  runs, or straight in the database for a state the API cannot make quickly (a borrowing
+  from 30 days ago, an overdue or a paid one); `pay`: Pay pressed on Stripe's page.
 - `on_day(n)`: the library clock stopped `n` days after day 0 (2026-03-01, noon UTC).
 - `fetch`, `count`, `inventory`, `payments_of`, `snapshot`: rows read back;
   `assert_error`: the error envelope every refusal answers with.
@@ -56,7 +57,7 @@ def _on(n: int | None) -> contextlib.AbstractContextManager[None]:
     return contextlib.nullcontext() if n is None else on_day(n)
 
 
-# -- rows made straight in the database ------------------------------------------------------
+# -- the factory ------------------------------------------------------------------------------
 
 PASSWORD = "password123"  # every factory user's, unless a test gives another
 # A valid body for POST /api/books/.
@@ -71,10 +72,10 @@ _emails = itertools.count(1)
 
 
 class Factory:
-    """Rows made straight in the database, for arranging a test's starting state.
-
-    Borrowings made here leave the book's inventory as it is: the test says what it needs.
-    """
+    """A test's starting state: users and books made straight in the database; borrowings
+    made through the API (the real code runs), or straight in the database for a state the
+    API cannot make quickly. Those leave the book's inventory as it is: the test says what it
+    needs."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -120,6 +121,60 @@ class Factory:
 
     def auth(self, user: User) -> dict[str, str]:
         return {"Authorization": f"Bearer {create_token(user.id, 'access', self.settings)}"}
+
+    # -- through the API, so the real code runs --------------------------------------------
+
+    async def borrow(
+        self,
+        client: httpx.AsyncClient,
+        who: User | dict[str, str],
+        book: Book | int,
+        *,
+        days: int = 4,
+        until: date | None = None,
+        on: int | None = None,
+        **extra: Any,
+    ) -> httpx.Response:
+        """POST /api/borrowings/ as `who` (a user, or the headers to send) until `until`, or
+        `days` after the clock's date (UTC, the suite's library time zone); with `on`, on
+        that day after day 0."""
+        book_id = book if isinstance(book, int) else book.id
+        with _on(on):
+            until = until or clock.now().date() + timedelta(days=days)
+            payload = {"book": book_id, "expected_return_date": until.isoformat(), **extra}
+            return await client.post("/api/borrowings/", json=payload, headers=self._as(who))
+
+    async def borrow_ok(
+        self,
+        client: httpx.AsyncClient,
+        who: User | dict[str, str],
+        book: Book | int,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """A borrowing through the API (see `borrow`); its body."""
+        response = await self.borrow(client, who, book, **options)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def return_book(
+        self,
+        client: httpx.AsyncClient,
+        who: User | dict[str, str],
+        borrowing_id: int,
+        *,
+        on: int | None = None,
+    ) -> httpx.Response:
+        """POST /api/borrowings/{id}/return/ as `who`; with `on`, on that day after day 0."""
+        with _on(on):
+            url = f"/api/borrowings/{borrowing_id}/return/"
+            return await client.post(url, headers=self._as(who))
+
+    def _as(self, who: User | dict[str, str]) -> dict[str, str]:
+        # A user's token is made now, by the clock the request will be made on.
+        return who if isinstance(who, dict) else self.auth(who)
+
+    # -- straight in the database ----------------------------------------------------------
 
     async def borrowing(
         self,
@@ -177,44 +232,7 @@ class Factory:
         )
 
 
-# -- the same steps through the API ---------------------------------------------------------
-
-
-async def borrow(
-    client: httpx.AsyncClient,
-    headers: dict[str, str],
-    book: Book | int,
-    *,
-    days: int = 4,
-    until: date | None = None,
-    on: int | None = None,
-    **extra: Any,
-) -> httpx.Response:
-    """POST /api/borrowings/ until `until`, or `days` after the clock's date (UTC, the
-    suite's library time zone); with `on`, on that day after day 0."""
-    book_id = book if isinstance(book, int) else book.id
-    with _on(on):
-        until = until or clock.now().date() + timedelta(days=days)
-        payload = {"book": book_id, "expected_return_date": until.isoformat(), **extra}
-        return await client.post("/api/borrowings/", json=payload, headers=headers)
-
-
-async def borrow_ok(
-    client: httpx.AsyncClient, headers: dict[str, str], book: Book | int, **options: Any
-) -> dict[str, Any]:
-    """A borrowing through the API (see `borrow`); its body."""
-    response = await borrow(client, headers, book, **options)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def return_book(
-    client: httpx.AsyncClient, headers: dict[str, str], borrowing_id: int, *, on: int | None = None
-) -> httpx.Response:
-    """POST /api/borrowings/{id}/return/; with `on`, on that day after day 0."""
-    with _on(on):
-        return await client.post(f"/api/borrowings/{borrowing_id}/return/", headers=headers)
+# -- Stripe's hosted page, and what the API answers -------------------------------------
 
 
 async def pay(
