@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import asyncpg.prepared_stmt
@@ -170,6 +170,26 @@ class Factory:
             url = f"/api/borrowings/{borrowing_id}/return/"
             return await client.post(url, headers=self._as(who))
 
+    async def borrowed(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        member: User | None = None,
+        days: int = 4,
+        **book_fields: Any,
+    ) -> tuple[User, dict[str, Any]]:
+        """A member (a new one unless given) who borrowed a new book through the API on
+        day 0, for `days` days: the member and the borrowing's body (its fee PENDING)."""
+        member = member or await self.member()
+        book = await self.book(**book_fields)
+        return member, await self.borrow_ok(client, member, book, days=days, on=0)
+
+    async def renew(
+        self, client: httpx.AsyncClient, who: User | dict[str, str], payment_id: int
+    ) -> httpx.Response:
+        """POST /api/payments/{id}/renew/ as `who`: a new Checkout Session for the payment."""
+        return await client.post(f"/api/payments/{payment_id}/renew/", headers=self._as(who))
+
     def _as(self, who: User | dict[str, str]) -> dict[str, str]:
         # A user's token is made now, by the clock the request will be made on.
         return who if isinstance(who, dict) else self.auth(who)
@@ -272,6 +292,13 @@ def app_path(url: str) -> str:
     """Path and query of an absolute URL, for the ASGI `client`."""
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def query_param(url: str, name: str) -> str:
+    """The one value of `name` in a URL's query."""
+    values = parse_qs(urlsplit(url).query)[name]
+    assert len(values) == 1
+    return values[0]
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
