@@ -251,6 +251,13 @@ class Factory:
             member, book, borrowed=day(-borrowed_days_ago), due=day(-days_late)
         )
 
+    async def notification(self, text: str = "hello", **fields: Any) -> Notification:
+        """A staff message in the outbox, PENDING unless `fields` say otherwise."""
+        async with self.db.sessionmaker() as session, session.begin():
+            notification = Notification(kind="test", text=text, **fields)
+            session.add(notification)
+        return notification
+
 
 # -- Stripe's hosted page, and what the API answers -------------------------------------
 
