@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -374,6 +374,22 @@ async def snapshot(db: Database, sandbox: SandboxStripe) -> dict[str, Any]:
         "notifications": await count(db, Notification),
         "open_stripe_sessions": len(open_sessions(sandbox)),
     }
+
+
+async def assert_refused(
+    db: Database,
+    sandbox: SandboxStripe,
+    request: Awaitable[httpx.Response],
+    status: int,
+    code: str,
+) -> dict[str, Any]:
+    """`request` (not yet awaited) is refused with `status` and `code`, and leaves rows,
+    inventory and payable Stripe sessions as they were; the state it left."""
+    before = await snapshot(db, sandbox)
+    assert_error(await request, status, code)
+    after = await snapshot(db, sandbox)
+    assert after == before
+    return after
 
 
 # -- Stripe -----------------------------------------------------------------------------------

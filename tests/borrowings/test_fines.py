@@ -12,6 +12,7 @@ from library_service.payments import tasks
 from tests.factories import (
     StripeDown,
     assert_error,
+    assert_refused,
     checkout_requests,
     count,
     day,
@@ -20,7 +21,6 @@ from tests.factories import (
     on_day,
     pay,
     payments_of,
-    snapshot,
     task_ctx,
     the_payment,
 )
@@ -29,9 +29,8 @@ from tests.factories import (
 
 
 async def test_late_return_adds_a_fine(client, factory, db, sandbox):
-    member = await factory.member()
-    book = await factory.book(inventory=2, daily_fee=Decimal("1.50"))
-    borrowing_id = (await factory.borrow_ok(client, member, book, days=4, on=0))["id"]
+    member, borrowing = await factory.borrowed(client, inventory=2, daily_fee=Decimal("1.50"))
+    borrowing_id, book_id = borrowing["id"], borrowing["book"]["id"]
     with on_day(8):  # 4 days late
         r = await factory.return_book(client, member, borrowing_id)
         assert r.status_code == 200, r.text
@@ -51,7 +50,7 @@ async def test_late_return_adds_a_fine(client, factory, db, sandbox):
     assert detail.status_code == 200, detail.text
     assert detail.json()["payments"] == body["payments"]
 
-    assert await inventory(db, book.id) == 2
+    assert await inventory(db, book_id) == 2
     rows = await payments_of(db, borrowing_id)
     assert [(p.type, p.status, p.money_to_pay) for p in rows] == [
         ("PAYMENT", "PENDING", Decimal("6.00")),
@@ -65,12 +64,10 @@ async def test_late_return_adds_a_fine(client, factory, db, sandbox):
 
 
 async def test_late_return_by_staff_fines_the_member(client, factory, db):
-    member = await factory.member()
+    member, borrowing = await factory.borrowed(client, inventory=1, daily_fee=Decimal("1.50"))
     staff = await factory.staff()
-    book = await factory.book(inventory=1, daily_fee=Decimal("1.50"))
-    borrowing_id = (await factory.borrow_ok(client, member, book, days=4, on=0))["id"]
     with on_day(6):  # 2 days late
-        r = await factory.return_book(client, staff, borrowing_id)
+        r = await factory.return_book(client, staff, borrowing["id"])
         assert r.status_code == 200, r.text
         # the member now has an unpaid fine
         other = await factory.book(inventory=1, title="Next")
@@ -135,12 +132,11 @@ async def test_unpaid_fines_block_borrowing(
         member, old_book, borrowed=day(-20), due=day(-18), returned=day(-14)
     )
     await factory.payment(old, type=payment_type, status=status)
-    before = await snapshot(db, sandbox)
-    r = await factory.borrow(client, member, book, days=3)
+    request = factory.borrow(client, member, book, days=3)
     if blocked:
-        assert_error(r, 400, "unpaid_fines")
-        assert await snapshot(db, sandbox) == before
+        await assert_refused(db, sandbox, request, 400, "unpaid_fines")
     else:
+        r = await request
         assert r.status_code == 201, r.text
         assert await inventory(db, book.id) == 1
         assert await count(db, Borrowing, Borrowing.user_id == member.id) == 2

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from tests.factories import round_trips
 
 
@@ -32,47 +34,51 @@ async def test_borrow_round_trips(client, factory):
     ]
 
 
-async def test_return_round_trips(client, factory):
-    member = await factory.member()
-    book = await factory.book(inventory=3, daily_fee=Decimal("1.00"))
-    borrowing = await factory.borrow_ok(client, member, book, days=4, on=0)
+@pytest.mark.parametrize(
+    ("returned_on", "expected"),
+    [
+        pytest.param(
+            2,
+            [
+                "SELECT users",
+                "SELECT borrowings",  # the fine, if any, is priced before any lock
+                "BEGIN",
+                "SELECT borrowings FOR UPDATE",  # the borrowing and its book, locked
+                "SELECT payments",
+                "UPDATE books",
+                "UPDATE borrowings",
+                "INSERT notifications",
+                "COMMIT",
+            ],
+            id="on-time",
+        ),
+        pytest.param(
+            9,
+            [
+                "SELECT users",
+                "SELECT borrowings",
+                "SELECT nextval",  # the fine's payment id, for Stripe
+                "BEGIN",
+                "SELECT users FOR UPDATE",  # a fine changes the member's standing
+                "SELECT borrowings FOR UPDATE",
+                "SELECT payments",
+                "UPDATE books",
+                "UPDATE borrowings",
+                "INSERT payments",
+                "INSERT notifications",
+                "COMMIT",
+            ],
+            id="late",
+        ),
+    ],
+)
+async def test_return_round_trips(client, factory, returned_on, expected):
+    """Due on day 4."""
+    member, borrowing = await factory.borrowed(client, inventory=3, daily_fee=Decimal("1.00"))
     with round_trips() as sent:
-        response = await factory.return_book(client, member, borrowing["id"], on=2)
+        response = await factory.return_book(client, member, borrowing["id"], on=returned_on)
     assert response.status_code == 200, response.text
-    assert sent == [
-        "SELECT users",
-        "SELECT borrowings",  # the fine, if any, is priced before any lock
-        "BEGIN",
-        "SELECT borrowings FOR UPDATE",  # the borrowing and its book, locked
-        "SELECT payments",
-        "UPDATE books",
-        "UPDATE borrowings",
-        "INSERT notifications",
-        "COMMIT",
-    ]
-
-
-async def test_late_return_round_trips(client, factory):
-    member = await factory.member()
-    book = await factory.book(inventory=3, daily_fee=Decimal("1.00"))
-    borrowing = await factory.borrow_ok(client, member, book, days=4, on=0)
-    with round_trips() as sent:
-        response = await factory.return_book(client, member, borrowing["id"], on=9)
-    assert response.status_code == 200, response.text
-    assert sent == [
-        "SELECT users",
-        "SELECT borrowings",
-        "SELECT nextval",  # the fine's payment id, for Stripe
-        "BEGIN",
-        "SELECT users FOR UPDATE",  # a fine changes the member's standing
-        "SELECT borrowings FOR UPDATE",
-        "SELECT payments",
-        "UPDATE books",
-        "UPDATE borrowings",
-        "INSERT payments",
-        "INSERT notifications",
-        "COMMIT",
-    ]
+    assert sent == expected
 
 
 async def test_reading_and_refused_borrowing_round_trips(client, factory):

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from library_service.models import Payment
 from library_service.payments import tasks
 from tests.factories import (
@@ -13,15 +9,7 @@ from tests.factories import (
     fetch,
     paid_notifications,
     task_ctx,
-    the_payment,
 )
-
-
-@pytest.fixture
-async def payment(client, factory) -> dict[str, Any]:
-    """The PENDING fee of a new member's borrowing, made through the API on day 0."""
-    _, borrowing = await factory.borrowed(client)
-    return the_payment(borrowing)
 
 
 async def test_poll_marks_expired_session_expired(app, db, settings, sandbox, payment):

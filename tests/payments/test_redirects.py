@@ -3,7 +3,6 @@ payment stays payable)."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,15 +16,7 @@ from tests.factories import (
     paid_notifications,
     pay,
     query_param,
-    the_payment,
 )
-
-
-@pytest.fixture
-async def payment(client, factory) -> dict[str, Any]:
-    """The PENDING fee of a new member's borrowing, made through the API on day 0."""
-    _, borrowing = await factory.borrowed(client)
-    return the_payment(borrowing)
 
 
 async def test_success_without_trailing_slash_works(client, browser, db, payment):

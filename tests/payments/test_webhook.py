@@ -25,13 +25,6 @@ from tests.factories import (
 )
 
 
-@pytest.fixture
-async def payment(client, factory) -> dict[str, Any]:
-    """The PENDING fee of a new member's borrowing, made through the API on day 0."""
-    _, borrowing = await factory.borrowed(client)
-    return the_payment(borrowing)
-
-
 @pytest.mark.parametrize(
     "event_type", ["checkout.session.completed", "checkout.session.async_payment_succeeded"]
 )
