@@ -236,11 +236,12 @@ class Factory:
             session.add(payment)
         return payment
 
-    async def paid_borrowing(self, member: User, book: Book, **dates: Any) -> Borrowing:
-        """A borrowing whose fee is PAID."""
+    async def paid_borrowing(
+        self, member: User, book: Book, *, amount: str = "3.00", **dates: Any
+    ) -> tuple[Borrowing, Payment]:
+        """A borrowing (see `borrowing`) and its fee, PAID."""
         borrowing = await self.borrowing(member, book, **dates)
-        await self.payment(borrowing, status="PAID")
-        return borrowing
+        return borrowing, await self.payment(borrowing, status="PAID", amount=amount)
 
     async def overdue_borrowing(
         self, member: User, book: Book, *, days_late: int = 3, borrowed_days_ago: int = 30

@@ -77,6 +77,25 @@ async def test_late_return_by_staff_fines_the_member(client, factory, db):
     assert await inventory(db, other.id) == 1
 
 
+async def test_return_of_a_borrowing_from_weeks_ago_is_fined_for_the_days_late(
+    client, factory, db, sandbox, frozen_today
+):
+    member = await factory.member()
+    book = await factory.book(inventory=0, daily_fee=Decimal("1.50"))  # its copy is out
+    overdue = await factory.overdue_borrowing(member, book, days_late=3, borrowed_days_ago=30)
+    r = await factory.return_book(client, member, overdue.id)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["borrow_date"], body["actual_return_date"]) == ("2026-01-30", "2026-03-01")
+    fine = the_payment(body, "FINE")
+    assert fine["money_to_pay"] == "9.00"  # 3 days late * 1.50 * 2, whatever the loan's length
+    assert [(p.type, p.money_to_pay) for p in await payments_of(db, overdue.id)] == [
+        ("FINE", Decimal("9.00"))
+    ]
+    assert sandbox.sessions[fine["session_id"]]["amount_total"] == 900
+    assert await inventory(db, book.id) == 1
+
+
 @pytest.mark.parametrize(
     ("fee", "multiplier", "late_days", "expected"),
     [

@@ -241,16 +241,14 @@ async def test_staff_read_anyones_borrowing(client, factory, db, frozen_today):
     owner = await factory.member()
     staff = await factory.staff()
     book = await factory.book(inventory=2)
-    borrowing = await factory.borrowing(owner, book, due=day(3))
-    borrowing_id = borrowing.id
-    payment_id = (await factory.payment(borrowing, status="PAID", amount="4.50")).id
-    r = await client.get(f"{URL}{borrowing_id}/", headers=factory.auth(staff))
+    borrowing, payment = await factory.paid_borrowing(owner, book, due=day(3), amount="4.50")
+    r = await client.get(f"{URL}{borrowing.id}/", headers=factory.auth(staff))
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["user_id"] == owner.id
     assert body["book"]["id"] == book.id
     assert [(p["id"], p["status"], p["money_to_pay"]) for p in body["payments"]] == [
-        (payment_id, "PAID", "4.50")
+        (payment.id, "PAID", "4.50")
     ]
 
 
