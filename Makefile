@@ -41,7 +41,7 @@ format: install
 	$(BIN)/ruff format .
 
 fuzz: install
-	$(BIN)/pytest tests/test_schema_fuzz.py -p no:randomly
+	$(BIN)/pytest tests/service/test_schema_fuzz.py -p no:randomly
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -8,10 +8,9 @@ client code runs and nothing leaves the machine.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from sqlalchemy import text
 
 from library_service.core.config import Settings
 from library_service.core.db import Database, async_database_url
-from library_service.core.security import create_token
 from library_service.dev.embedded import (
     DATA_DIR,
     EmbeddedRedis,
@@ -35,7 +33,8 @@ from library_service.dev.embedded import (
 )
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.main import create_app
-from library_service.models import Base, Book, User
+from library_service.models import Base
+from tests.factories import TODAY, Factory, on_day
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_BASE = "https://stripe.test"
@@ -152,50 +151,14 @@ async def browser(stripe_mock: respx.MockRouter) -> AsyncIterator[httpx.AsyncCli
         yield http
 
 
-_emails = itertools.count(1)
-
-
-class Factory:
-    """Rows made straight in the database, for arranging a test's starting state."""
-
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self.db = db
-        self.settings = settings
-
-    async def user(self, *, is_staff: bool = False, is_active: bool = True, **fields: Any) -> User:
-        from library_service.core.security import hash_password
-
-        password = fields.pop("password", "password123")
-        email = fields.pop("email", f"user{next(_emails)}@example.com")
-        async with self.db.sessionmaker() as session, session.begin():
-            user = User(
-                email=email,
-                hashed_password=await hash_password(password, self.settings),
-                is_staff=is_staff,
-                is_active=is_active,
-                **fields,
-            )
-            session.add(user)
-        return user
-
-    async def book(self, **fields: Any) -> Book:
-        values: dict[str, Any] = {
-            "title": "Pride and Prejudice",
-            "author": "Jane Austen",
-            "cover": "SOFT",
-            "inventory": 5,
-            "daily_fee": Decimal("1.50"),
-        }
-        values.update(fields)
-        async with self.db.sessionmaker() as session, session.begin():
-            book = Book(**values)
-            session.add(book)
-        return book
-
-    def auth(self, user: User) -> dict[str, str]:
-        return {"Authorization": f"Bearer {create_token(user.id, 'access', self.settings)}"}
+@pytest.fixture
+def factory(db: Database, settings: Settings) -> Factory:
+    """Rows made straight in the database (see tests/factories.py)."""
+    return Factory(db, settings)
 
 
 @pytest.fixture
-def factory(db: Database, settings: Settings) -> Factory:
-    return Factory(db, settings)
+def frozen_today() -> Iterator[date]:
+    """The library clock stopped on day 0: 2026-03-01, noon UTC (library time zone UTC)."""
+    with on_day(0):
+        yield TODAY

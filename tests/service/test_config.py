@@ -106,3 +106,14 @@ async def test_cors_allows_configured_origins_only(settings):
         )
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_http_stack_finds_sniffio():
+    """httpcore (under the Stripe and Telegram clients) imports sniffio on every request;
+    without it that is a failed import each time, which Python never caches."""
+    import sys
+
+    from httpcore._synchronization import current_async_library
+
+    assert current_async_library() == "asyncio"
+    assert "sniffio" in sys.modules  # found once, then a dictionary lookup

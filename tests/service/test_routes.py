@@ -6,22 +6,9 @@ import json
 import re
 
 import pytest
-from sqlalchemy import func, select
 
 from library_service.models import Book, User
-
-BOOK = {"title": "Emma", "author": "Jane Austen", "cover": "HARD", "inventory": 1, "daily_fee": "1"}
-
-
-async def user_count(db) -> int:
-    async with db.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(User)) or 0)
-
-
-async def book_count(db) -> int:
-    async with db.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(Book)) or 0)
-
+from tests.factories import BOOK_FIELDS, PASSWORD, count
 
 # --- health and readiness -------------------------------------------------------------------
 
@@ -100,7 +87,7 @@ async def test_openapi_declares_bearer_scheme_on_protected_routes(client):
 
 @pytest.mark.parametrize("slash", ["", "/"])
 async def test_get_routes_with_and_without_trailing_slash(client, factory, slash):
-    member = await factory.user()
+    member = await factory.member()
     book = await factory.book()
     headers = factory.auth(member)
     for path in [
@@ -121,13 +108,13 @@ async def test_get_routes_with_and_without_trailing_slash(client, factory, slash
 @pytest.mark.parametrize("slash", ["", "/"])
 async def test_post_routes_with_and_without_trailing_slash(client, factory, db, slash):
     response = await client.post(
-        f"/api/users{slash}", json={"email": "new@example.com", "password": "password123"}
+        f"/api/users{slash}", json={"email": "new@example.com", "password": PASSWORD}
     )
     assert response.status_code == 201, response.text
-    assert await user_count(db) == 1
+    assert await count(db, User) == 1
 
     response = await client.post(
-        f"/api/users/token{slash}", json={"email": "new@example.com", "password": "password123"}
+        f"/api/users/token{slash}", json={"email": "new@example.com", "password": PASSWORD}
     )
     assert response.status_code == 200, response.text
     tokens = response.json()
@@ -137,11 +124,11 @@ async def test_post_routes_with_and_without_trailing_slash(client, factory, db, 
     )
     assert response.status_code == 200, response.text
 
-    staff = factory.auth(await factory.user(is_staff=True))
-    response = await client.post(f"/api/books{slash}", json=BOOK, headers=staff)
+    staff = factory.auth(await factory.staff())
+    response = await client.post(f"/api/books{slash}", json=BOOK_FIELDS, headers=staff)
     assert response.status_code == 201, response.text
     book_id = response.json()["id"]
-    assert await book_count(db) == 1
+    assert await count(db, Book) == 1
 
     response = await client.patch(
         f"/api/books/{book_id}{slash}", json={"inventory": 4}, headers=staff
@@ -150,7 +137,7 @@ async def test_post_routes_with_and_without_trailing_slash(client, factory, db, 
     assert response.json()["inventory"] == 4
     response = await client.delete(f"/api/books/{book_id}{slash}", headers=staff)
     assert response.status_code == 204, response.text
-    assert await book_count(db) == 0
+    assert await count(db, Book) == 0
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -195,7 +182,7 @@ async def test_malformed_json_is_422(client, db, content):
     )
     assert response.status_code == 422, response.text
     assert isinstance(response.json()["detail"], list)
-    assert await user_count(db) == 0
+    assert await count(db, User) == 0
 
 
 async def test_invalid_utf8_json_is_422(client, db):
@@ -206,7 +193,7 @@ async def test_invalid_utf8_json_is_422(client, db):
     )
     assert response.status_code == 422, response.text
     assert isinstance(response.json()["detail"], list)
-    assert await user_count(db) == 0
+    assert await count(db, User) == 0
 
 
 @pytest.mark.parametrize("content", [b"[]", b'"text"', b"42", b"null"])
@@ -215,13 +202,13 @@ async def test_json_that_is_not_an_object_is_422(client, db, content):
         "/api/users/", content=content, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422, response.text
-    assert await user_count(db) == 0
+    assert await count(db, User) == 0
 
 
 async def test_missing_body_is_422(client, db):
     response = await client.post("/api/users/")
     assert response.status_code == 422, response.text
-    assert await user_count(db) == 0
+    assert await count(db, User) == 0
 
 
 # --- headers --------------------------------------------------------------------------------
@@ -265,7 +252,7 @@ async def test_body_over_the_limit_is_413(client, db, settings):
     assert response.status_code == 413, response.text
     assert response.json()["code"] == "request_too_large"
     assert isinstance(response.json()["detail"], str)
-    assert await user_count(db) == 0
+    assert await count(db, User) == 0
 
 
 async def test_body_at_the_limit_is_accepted(client, db, settings):
@@ -275,7 +262,7 @@ async def test_body_at_the_limit_is_accepted(client, db, settings):
         "/api/users/", content=content, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 201, response.text
-    assert await user_count(db) == 1
+    assert await count(db, User) == 1
 
 
 async def test_streamed_body_over_the_limit_is_413(client, db, settings):
@@ -292,4 +279,4 @@ async def test_streamed_body_over_the_limit_is_413(client, db, settings):
     assert "content-length" not in response.request.headers
     assert response.status_code == 413, response.text
     assert response.json()["code"] == "request_too_large"
-    assert await user_count(db) == 0
+    assert await count(db, User) == 0

@@ -7,7 +7,6 @@ import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,13 +14,12 @@ import pytest
 from alembic import command
 from alembic.config import Config
 
-from library_service.core import clock
 from library_service.core.queue import connect_queue
 from library_service.dev.embedded import DATA_DIR, create_database, start_postgres, with_database
 from library_service.main import create_app
-from tests.conftest import ROOT, Factory
-
-MONDAY = datetime(2026, 3, 2, 12, tzinfo=UTC)
+from library_service.models import Notification
+from tests.conftest import ROOT
+from tests.factories import BOOK_FIELDS, Factory, count, on_day
 
 
 class RestartablePostgres:
@@ -82,7 +80,7 @@ async def fault_client(fault_app, stripe_mock) -> AsyncIterator[httpx.AsyncClien
 async def test_postgres_restart_gives_503_then_recovers(fault_app, fault_client, outage_postgres):
     factory = Factory(fault_app.state.db, fault_app.state.settings)
     await factory.book(title="Outage-proof")
-    staff = await factory.user(is_staff=True)
+    staff = await factory.staff()
     assert (await fault_client.get("/api/books/")).status_code == 200
 
     outage_postgres.stop()
@@ -97,13 +95,7 @@ async def test_postgres_restart_gives_503_then_recovers(fault_app, fault_client,
                 method,
                 path,
                 headers=factory.auth(staff),
-                json={
-                    "title": "T",
-                    "author": "A",
-                    "cover": "HARD",
-                    "inventory": 1,
-                    "daily_fee": "1.00",
-                },
+                json=BOOK_FIELDS,
             )
             elapsed = time.monotonic() - started
             assert response.status_code == 503, (path, response.text)
@@ -126,19 +118,11 @@ async def test_postgres_restart_gives_503_then_recovers(fault_app, fault_client,
 async def test_redis_down_keeps_borrowing_and_returning(app, client, factory, db):
     usual_queue, app.state.queue = app.state.queue, connect_queue("redis://127.0.0.1:1/0")
     try:
-        member = await factory.user()
+        member = await factory.member()
         book = await factory.book(inventory=1)
-        with clock.frozen(MONDAY):
-            headers = factory.auth(member)
-            borrowed = await client.post(
-                "/api/borrowings/",
-                json={"book": book.id, "expected_return_date": "2026-03-04"},
-                headers=headers,
-            )
-            assert borrowed.status_code == 201
-            returned = await client.post(
-                f"/api/borrowings/{borrowed.json()['id']}/return/", headers=headers
-            )
+        with on_day(1):
+            borrowed = await factory.borrow_ok(client, member, book, days=2)
+            returned = await factory.return_book(client, member, borrowed["id"])
             assert returned.status_code == 200
         ready = await client.get("/ready")
         assert ready.status_code == 503
@@ -148,13 +132,7 @@ async def test_redis_down_keeps_borrowing_and_returning(app, client, factory, db
         await app.state.queue.aclose()
         app.state.queue = usual_queue
     # The messages wait in the outbox for the relay.
-    from sqlalchemy import text
-
-    async with db.autocommit_sessionmaker() as session:
-        pending = await session.scalar(
-            text("SELECT count(*) FROM notifications WHERE status = 'PENDING'")
-        )
-    assert pending == 2
+    assert await count(db, Notification, Notification.status == "PENDING") == 2
 
 
 async def test_quiet_postgres_restart_costs_no_request(fault_app, fault_client, outage_postgres):

@@ -3,11 +3,10 @@ catalogue changes through this process."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
 from library_service.books.repository import BookRepository
+from tests.factories import BOOK_FIELDS
 
 
 @pytest.fixture
@@ -33,19 +32,11 @@ async def test_total_is_reused_within_its_lifetime(client, factory, cached_total
 
 
 async def test_changes_through_the_api_recount(client, factory, cached_totals):
-    staff = await factory.user(is_staff=True)
+    staff = await factory.staff()
     book = await factory.book(title="One")
     assert await total(client) == 1
     created = await client.post(
-        "/api/books/",
-        json={
-            "title": "Two",
-            "author": "A",
-            "cover": "SOFT",
-            "inventory": 1,
-            "daily_fee": str(Decimal("1.00")),
-        },
-        headers=factory.auth(staff),
+        "/api/books/", json={**BOOK_FIELDS, "title": "Two"}, headers=factory.auth(staff)
     )
     assert created.status_code == 201
     assert await total(client) == 2

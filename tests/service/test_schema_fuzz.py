@@ -58,8 +58,8 @@ def api_schema(live_server):
 @pytest.fixture
 async def staff_headers(factory) -> dict[str, str]:
     """Fuzz as staff, so the write endpoints run past authentication; with some data."""
-    staff = await factory.user(is_staff=True)
-    member = await factory.user()
+    staff = await factory.staff()
+    member = await factory.member()
     book = await factory.book(inventory=3)
     await factory.book(title="Emma", inventory=0)
     del member, book

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import PASSWORD, login
+
 
 @pytest.fixture
 async def throttled(app, settings, monkeypatch):
@@ -14,15 +16,11 @@ async def throttled(app, settings, monkeypatch):
     await app.state.queue.flushdb()
 
 
-async def login(client, email, password):
-    return await client.post("/api/users/token/", json={"email": email, "password": password})
-
-
 async def test_failed_logins_are_throttled_per_email(client, factory, throttled):
     user = await factory.user(email="target@example.com")
     for _ in range(3):
         assert (await login(client, user.email, "wrong-password")).status_code == 401
-    blocked = await login(client, user.email, "password123")  # even the right password
+    blocked = await login(client, user.email, PASSWORD)  # even the right password
     assert blocked.status_code == 429
     assert blocked.json()["code"] == "rate_limited"
     assert 1 <= int(blocked.headers["Retry-After"]) <= 60
@@ -31,7 +29,7 @@ async def test_failed_logins_are_throttled_per_email(client, factory, throttled)
 async def test_successful_logins_are_never_throttled(client, factory, throttled):
     user = await factory.user()
     for _ in range(6):
-        assert (await login(client, user.email, "password123")).status_code == 200
+        assert (await login(client, user.email, PASSWORD)).status_code == 200
 
 
 async def test_throttle_counts_per_client_address(client, factory, throttled):
@@ -40,7 +38,7 @@ async def test_throttle_counts_per_client_address(client, factory, throttled):
         response = await login(client, f"nobody{number}@example.com", "wrong-password")
         assert response.status_code == 401
     other = await factory.user()
-    assert (await login(client, other.email, "password123")).status_code == 429
+    assert (await login(client, other.email, PASSWORD)).status_code == 429
 
 
 async def test_redis_outage_does_not_lock_everyone_out(client, factory, app, throttled):
@@ -50,7 +48,7 @@ async def test_redis_outage_does_not_lock_everyone_out(client, factory, app, thr
     usual, app.state.queue = app.state.queue, connect_queue("redis://127.0.0.1:1/0")
     try:
         assert (await login(client, user.email, "wrong-password")).status_code == 401
-        assert (await login(client, user.email, "password123")).status_code == 200
+        assert (await login(client, user.email, PASSWORD)).status_code == 200
     finally:
         await app.state.queue.aclose()
         app.state.queue = usual
