@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import signal
+import socket
 from collections.abc import Coroutine
 from contextlib import ExitStack
 from pathlib import Path
@@ -100,28 +101,59 @@ def seed_demo() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Do not run: exit 0 if this host's worker has a fresh heartbeat, else 1 "
+            "(a container health check).",
+        ),
+    ] = False,
+) -> None:
     """Run the background worker (arq): notifications, overdue report, Stripe polls."""
-    from arq.worker import run_worker
-
     from library_service.core.logging import configure_logging
-    from library_service.worker import worker_settings
 
     settings = get_settings()
+    if check:
+        raise typer.Exit(_check_worker(settings))
     if not settings.DATABASE_URL or not settings.REDIS_URL:
         raise typer.BadParameter("the worker needs DATABASE_URL and REDIS_URL")
+    from library_service.supervisor import run_worker
+
     configure_logging(json_logs=settings.json_logs)
-    _use_uvloop()  # as uvicorn does for the API: cheaper socket I/O to Redis and PostgreSQL
-    run_worker(worker_settings(settings))
+    # On uvloop, as uvicorn runs the API: cheaper socket I/O to Redis and PostgreSQL.
+    with asyncio.Runner(loop_factory=_new_event_loop) as runner:
+        runner.run(run_worker(settings))
 
 
-def _use_uvloop() -> None:
-    """Give this thread a uvloop event loop where uvloop exists (not on Windows)."""
+def _check_worker(settings: Settings) -> int:
+    from library_service.core.queue import connect_queue, worker_state
+
+    async def state() -> str:
+        queue = connect_queue(settings.REDIS_URL) if settings.REDIS_URL else None
+        try:
+            return await worker_state(
+                queue, settings.WORKER_HEARTBEAT_SECONDS, host=socket.gethostname()
+            )
+        except Exception as exc:  # Redis down: the worker cannot work either
+            return f"unavailable: {type(exc).__name__}"
+        finally:
+            if queue is not None:
+                await queue.aclose()
+
+    result = _await(state())
+    typer.echo(f"worker: {result}")
+    return 0 if result == "ok" else 1
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop event loop where uvloop exists (not on Windows)."""
     try:
         import uvloop
     except ImportError:
-        return
-    asyncio.set_event_loop(uvloop.new_event_loop())
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 @app.command()

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # next failed attempt; until then every failure is retried.
     NOTIFY_GIVE_UP_HOURS: float = Field(default=24, gt=0)
 
+    # The worker records a heartbeat this often (stale after three missed beats), and waits
+    # at most this long between attempts to reach Redis or PostgreSQL again.
+    WORKER_HEARTBEAT_SECONDS: float = Field(default=10, gt=0)
+    WORKER_RETRY_MAX_SECONDS: float = Field(default=5, gt=0)
+
     # Comma-separated list of origins allowed to call the API from a browser.
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
