@@ -180,7 +180,9 @@ def run(
     configure_logging(json_logs=settings.json_logs)
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again; exiting by
     # exception instead of being killed lets the stack below stop the worker and stand-ins.
+    # A closed terminal (SIGHUP) stops the run the same way.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGHUP, _terminate_on_sighup)
     with ExitStack() as stack:
         if not settings.is_production:
             settings = _with_database(stack)
@@ -204,6 +206,11 @@ def run(
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _terminate_on_sighup(signum: int, frame: object) -> None:
+    # As SIGTERM: uvicorn, while serving, catches it and shuts down gracefully first.
+    signal.raise_signal(signal.SIGTERM)
 
 
 def main() -> None:  # pragma: no cover - the console script
