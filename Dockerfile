@@ -21,6 +21,7 @@ ENV PATH="/app/.venv/bin:$PATH" \
     ENVIRONMENT=production
 USER library
 EXPOSE 8000
+# The API's check; the worker's container replaces it with `library-service worker --check`.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 CMD ["library-service", "run", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--no-worker"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import signal
+import socket
 from collections.abc import Coroutine
 from contextlib import ExitStack
 from pathlib import Path
@@ -100,28 +101,59 @@ def seed_demo() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Do not run: exit 0 if this host's worker has a fresh heartbeat, else 1 "
+            "(a container health check).",
+        ),
+    ] = False,
+) -> None:
     """Run the background worker (arq): notifications, overdue report, Stripe polls."""
-    from arq.worker import run_worker
-
     from library_service.core.logging import configure_logging
-    from library_service.worker import worker_settings
 
     settings = get_settings()
+    if check:
+        raise typer.Exit(_check_worker(settings))
     if not settings.DATABASE_URL or not settings.REDIS_URL:
         raise typer.BadParameter("the worker needs DATABASE_URL and REDIS_URL")
+    from library_service.supervisor import run_worker
+
     configure_logging(json_logs=settings.json_logs)
-    _use_uvloop()  # as uvicorn does for the API: cheaper socket I/O to Redis and PostgreSQL
-    run_worker(worker_settings(settings))
+    # On uvloop, as uvicorn runs the API: cheaper socket I/O to Redis and PostgreSQL.
+    with asyncio.Runner(loop_factory=_new_event_loop) as runner:
+        runner.run(run_worker(settings))
 
 
-def _use_uvloop() -> None:
-    """Give this thread a uvloop event loop where uvloop exists (not on Windows)."""
+def _check_worker(settings: Settings) -> int:
+    from library_service.core.queue import connect_queue, worker_state
+
+    async def state() -> str:
+        queue = connect_queue(settings.REDIS_URL) if settings.REDIS_URL else None
+        try:
+            return await worker_state(
+                queue, settings.WORKER_HEARTBEAT_SECONDS, host=socket.gethostname()
+            )
+        except Exception as exc:  # Redis down: the worker cannot work either
+            return f"unavailable: {type(exc).__name__}"
+        finally:
+            if queue is not None:
+                await queue.aclose()
+
+    result = _await(state())
+    typer.echo(f"worker: {result}")
+    return 0 if result == "ok" else 1
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop event loop where uvloop exists (not on Windows)."""
     try:
         import uvloop
     except ImportError:
-        return
-    asyncio.set_event_loop(uvloop.new_event_loop())
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 @app.command()
@@ -148,7 +180,9 @@ def run(
     configure_logging(json_logs=settings.json_logs)
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again; exiting by
     # exception instead of being killed lets the stack below stop the worker and stand-ins.
+    # A closed terminal (SIGHUP) stops the run the same way.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGHUP, _terminate_on_sighup)
     with ExitStack() as stack:
         if not settings.is_production:
             settings = _with_database(stack)
@@ -172,6 +206,11 @@ def run(
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _terminate_on_sighup(signum: int, frame: object) -> None:
+    # As SIGTERM: uvicorn, while serving, catches it and shuts down gracefully first.
+    signal.raise_signal(signal.SIGTERM)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -6,9 +6,9 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -22,7 +22,7 @@ from library_service.core.errors import install_error_handlers
 from library_service.core.logging import configure_logging
 from library_service.core.middleware import ServiceMiddleware
 from library_service.core.openapi import install_dated_examples
-from library_service.core.queue import connect_queue
+from library_service.core.queue import connect_queue, worker_state
 from library_service.holds.router import router as holds_router
 from library_service.payments.router import router as payments_router
 from library_service.payments.stripe_client import StripeGateway
@@ -37,6 +37,9 @@ token. Errors answer `{"detail": "...", "code": "..."}`; malformed input answers
 """
 
 READY_TIMEOUT_SECONDS = 2.0
+# `/ready?worker=true` also requires a fresh worker heartbeat (for monitoring; see the README).
+# Left out of the schema: clients have no use for it, and without a worker it answers 503.
+WorkerParameter = Annotated[bool, Query(include_in_schema=False)]
 GC_THRESHOLD_GEN0 = 20_000
 
 
@@ -115,12 +118,14 @@ def _add_service_routes(app: FastAPI) -> None:
         operation_id="service_ready",
         responses={503: {"description": "A dependency is down"}},
     )
-    async def ready(request: Request) -> JSONResponse:
+    async def ready(request: Request, worker: WorkerParameter = False) -> JSONResponse:
         """The database and Redis answer."""
         checks = {
             "database": await _check(_ping_database(request.app.state.db)),
             "redis": await _check(_ping_redis(request.app.state.queue)),
         }
+        if worker:  # only on request: the API itself serves without a worker
+            checks["worker"] = await _check(_worker_state(request.app.state))
         healthy = all(state in {"ok", "not configured"} for state in checks.values())
         return JSONResponse(
             {"status": "ok" if healthy else "unavailable", **checks},
@@ -143,6 +148,10 @@ async def _ping_redis(queue: Any) -> str:
         return "not configured"
     await queue.ping()
     return "ok"
+
+
+async def _worker_state(state: Any) -> str:
+    return await worker_state(state.queue, state.settings.WORKER_HEARTBEAT_SECONDS)
 
 
 async def _check(probe: Any) -> str:

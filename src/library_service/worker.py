@@ -1,17 +1,22 @@
 """arq worker: staff notifications, the daily overdue report and the Stripe polls.
 
-Start it with `library-service worker`.
+Start it with `library-service worker` (see supervisor.py for how it stays up).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
-from arq import cron, func
+from arq import Retry, cron, func
+from arq.typing import WorkerCoroutine
 
 from library_service.core.config import Settings
 from library_service.core.db import Database
+from library_service.core.outages import Outage, is_database_unavailable, retry_delay
 from library_service.core.queue import redis_settings
 from library_service.holds import jobs as hold_jobs
 from library_service.holds.tasks import expire_uncollected_holds
@@ -32,11 +37,58 @@ from library_service.payments.tasks import (
 
 logger = logging.getLogger(__name__)
 
+Job = Callable[..., Awaitable[Any]]
+# Graceful shutdown: on SIGTERM stop taking jobs, let running ones finish for this long.
+JOB_COMPLETION_WAIT_SECONDS = 30
+DATABASE_UNAVAILABLE = "database unavailable"
+
+
+def _riding_out_database_outages(job: Job, *, retry: bool) -> WorkerCoroutine:
+    """A database outage is not the job's failure: it is logged once (not per job), and the
+    job is retried with back-off (`retry`) or left to its next scheduled run."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        outage: Outage = ctx["database_outage"]
+        try:
+            result = await job(ctx, *args, **kwargs)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            outage.down(exc)
+            if not retry:
+                return DATABASE_UNAVAILABLE
+            delay = retry_delay(ctx["job_try"], ctx["settings"].WORKER_RETRY_MAX_SECONDS)
+            raise Retry(defer=timedelta(seconds=delay)) from exc
+        outage.up()
+        return result
+
+    return run
+
+
+def _job(job: Job) -> WorkerCoroutine:
+    return _riding_out_database_outages(job, retry=True)
+
+
+def _cron(job: Job) -> WorkerCoroutine:
+    return _riding_out_database_outages(job, retry=False)
+
+
 FUNCTIONS = [
-    # Retries are counted in the notification row (NOTIFY_MAX_ATTEMPTS), not by arq; no
-    # result is kept, so the sweep may queue the same job id again later.
-    func(deliver_notification, name=notification_jobs.DELIVER, max_tries=1000, keep_result=0),
-    func(attach_missing_session, name=payment_jobs.ATTACH_SESSION, max_tries=3, keep_result=0),
+    # A message is given up by age (NOTIFY_GIVE_UP_HOURS, see the task), not by arq's count;
+    # no result is kept, so the sweep may queue the same job id again later.
+    func(
+        _job(deliver_notification),
+        name=notification_jobs.DELIVER,
+        max_tries=1000,
+        keep_result=0,
+    ),
+    func(
+        _job(attach_missing_session),
+        name=payment_jobs.ATTACH_SESSION,
+        max_tries=3,
+        keep_result=0,
+    ),
 ]
 
 
@@ -44,6 +96,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     # Jobs run at most `max_jobs` (10) at a time: a small pool is enough.
     ctx["db"] = Database.connect(settings.DATABASE_URL, settings, pool_size=10)
+    ctx["database_outage"] = Outage("PostgreSQL")
     ctx["stripe"] = StripeGateway(settings)
     ctx["telegram"] = TelegramClient(settings)
     if not ctx["telegram"].configured:
@@ -56,50 +109,69 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["db"].dispose()
 
 
-def worker_settings(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for `arq.Worker`: functions, cron jobs, connections."""
+def _cron_jobs(settings: Settings) -> list[Any]:
     report_at = settings.OVERDUE_REPORT_TIME
+    # The sweeps also run as soon as a worker (re)connects to Redis: after an outage the
+    # queue may have lost jobs, and messages recorded meanwhile go out at once.
+    return [
+        cron(
+            _cron(relay_notifications),
+            name=notification_jobs.RELAY,
+            second=30,
+            run_at_startup=True,
+            unique=True,
+        ),
+        cron(
+            _cron(poll_expired_sessions),
+            name=payment_jobs.POLL_EXPIRED_SESSIONS,
+            second=0,
+            run_at_startup=True,
+            unique=True,
+        ),
+        cron(
+            _cron(expire_uncollected_holds),
+            name=hold_jobs.EXPIRE_UNCOLLECTED,
+            second=45,
+            unique=True,
+        ),
+        cron(
+            _cron(attach_missing_sessions),
+            name=payment_jobs.ATTACH_MISSING_SESSIONS,
+            second=15,
+            unique=True,
+        ),
+        # Also at startup: a worker that was down at report time still sends today's
+        # report (the job skips it before the report time and once it was sent).
+        cron(
+            _cron(send_overdue_report),
+            name=notification_jobs.OVERDUE_REPORT,
+            hour=report_at.hour,
+            minute=report_at.minute,
+            second=report_at.second,
+            run_at_startup=True,
+            unique=True,
+        ),
+    ]
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """What every arq Worker of this service runs: functions, cron jobs, limits."""
     return {
         "functions": FUNCTIONS,
-        "cron_jobs": [
-            cron(relay_notifications, name=notification_jobs.RELAY, second=30, unique=True),
-            cron(
-                poll_expired_sessions,
-                name=payment_jobs.POLL_EXPIRED_SESSIONS,
-                second=0,
-                unique=True,
-            ),
-            cron(
-                expire_uncollected_holds,
-                name=hold_jobs.EXPIRE_UNCOLLECTED,
-                second=45,
-                unique=True,
-            ),
-            cron(
-                attach_missing_sessions,
-                name=payment_jobs.ATTACH_MISSING_SESSIONS,
-                second=15,
-                unique=True,
-            ),
-            # Also at startup: a worker that was down at report time still sends today's
-            # report (the job skips it before the report time and once it was sent).
-            cron(
-                send_overdue_report,
-                name=notification_jobs.OVERDUE_REPORT,
-                hour=report_at.hour,
-                minute=report_at.minute,
-                second=report_at.second,
-                run_at_startup=True,
-                unique=True,
-            ),
-        ],
+        "cron_jobs": _cron_jobs(settings),
+        "timezone": settings.timezone,
+        "job_timeout": 120,
+        "max_jobs": 10,
+        "job_completion_wait": JOB_COMPLETION_WAIT_SECONDS,
+    }
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for a plain `arq.Worker`: the options, connections, startup."""
+    return {
+        **worker_options(settings),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},
         "redis_settings": redis_settings(settings.REDIS_URL),
-        "timezone": settings.timezone,
-        "job_timeout": 120,
-        "max_jobs": 10,
-        # Graceful shutdown: on SIGTERM stop taking jobs, let running ones finish (30 s).
-        "job_completion_wait": 30,
     }

@@ -155,24 +155,37 @@ async def test_rate_limit_honours_retry_after(ctx, factory, telegram, db):
     assert retry.value.defer_score == 7000  # arq defers the job by retry_after, in ms
 
     [row] = await notifications(db)
-    assert row.status == "PENDING" and row.attempts == 1
+    # A pause Telegram asked for is not an attempt: a burst of them never fails a message.
+    assert row.status == "PENDING" and row.attempts == 0
     async with db.autocommit_sessionmaker() as session:
         wait = await session.scalar(
             text("SELECT extract(epoch FROM next_attempt_at - now()) FROM notifications")
         )
     assert 6 <= float(wait) <= 7
 
+    # The pause holds for every message: none is sent before it ends.
+    with pytest.raises(Retry) as again:
+        await deliver_notification(ctx, row.id)
+    assert 6000 <= again.value.defer_score <= 7000
+    assert len(telegram.calls) == 1
 
-async def test_gives_up_after_max_attempts(ctx, factory, settings, telegram, db, monkeypatch):
-    monkeypatch.setattr(settings, "NOTIFY_MAX_ATTEMPTS", 2)
+
+async def test_gives_up_once_the_message_is_too_old(
+    ctx, factory, settings, telegram, db, monkeypatch
+):
+    monkeypatch.setattr(settings, "NOTIFY_GIVE_UP_HOURS", 1)
     telegram.return_value = httpx.Response(502, text="Bad Gateway")
     message = await factory.notification()
 
     with pytest.raises(Retry):
         await deliver_notification(ctx, message.id)
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE notifications SET created_at = now() - interval '61 minutes'")
+        )
     assert await deliver_notification(ctx, message.id) == "failed"
     [row] = await notifications(db)
-    assert row.status == "FAILED" and "502" in row.last_error
+    assert row.status == "FAILED" and "502" in row.last_error and row.attempts == 2
     assert await deliver_notification(ctx, message.id) == "not pending"
     assert len(telegram.calls) == 2
 

@@ -73,8 +73,18 @@ class Settings(BaseSettings):
     TELEGRAM_CHAT_ID: str = ""
     TELEGRAM_API_BASE: str = "https://api.telegram.org"
     TELEGRAM_TIMEOUT_SECONDS: float = Field(default=5, gt=0)
-    NOTIFY_MAX_ATTEMPTS: int = Field(default=8, ge=1)
     NOTIFY_BACKOFF_SECONDS: float = Field(default=5, ge=0)
+    # Once a message is sent, how long to wait for Telegram's answer (TELEGRAM_TIMEOUT_SECONDS
+    # bounds connecting): a send that times out may still arrive, and is then sent again.
+    TELEGRAM_SEND_TIMEOUT_SECONDS: float = Field(default=30, gt=0)
+    # A message still undelivered this long after it was recorded is marked FAILED at its
+    # next failed attempt; until then every failure is retried.
+    NOTIFY_GIVE_UP_HOURS: float = Field(default=24, gt=0)
+
+    # The worker records a heartbeat this often (stale after three missed beats), and waits
+    # at most this long between attempts to reach Redis or PostgreSQL again.
+    WORKER_HEARTBEAT_SECONDS: float = Field(default=10, gt=0)
+    WORKER_RETRY_MAX_SECONDS: float = Field(default=5, gt=0)
 
     # Comma-separated list of origins allowed to call the API from a browser.
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -17,10 +17,13 @@ from sqlalchemy import func, select
 
 from library_service.core.config import Settings, reload_settings
 from library_service.core.db import Database
+from library_service.core.outages import backoff
 from library_service.dev.accounts import demo_logins_in_use, ensure_user, seed_catalogue
 from library_service.dev.embedded import DATA_DIR, EmbeddedRedis, free_port
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.models import User
+from library_service.supervisor import WorkerSupervisor
+from library_service.worker import JOB_COMPLETION_WAIT_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -95,33 +98,59 @@ def serve_in_thread(
     return stop
 
 
-def start_worker_thread(stack: ExitStack, settings: Settings) -> None:
-    """Run the arq worker in this process, on its own event loop."""
-    from arq.worker import Worker
+def start_worker_thread(stack: ExitStack, settings: Settings) -> WorkerThread:
+    """Run the worker in this process, on its own event loop, until the stack closes."""
+    worker = WorkerThread(settings)
+    worker.start()
+    stack.callback(worker.stop)
+    return worker
 
-    from library_service.worker import worker_settings
 
-    started = threading.Event()
-    state: dict[str, Any] = {}
+class WorkerThread:
+    """The worker of `library-service run`, restarted with back-off whenever it stops.
 
-    def target() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        worker = Worker(**worker_settings(settings), handle_signals=False)
-        state.update(loop=loop, worker=worker)
-        started.set()
-        worker.run()
+    The supervisor inside already rides out Redis outages; this catches the rest (a bug,
+    a failed start-up), so that the API never runs on without its worker.
+    """
 
-    thread = threading.Thread(target=target, name="worker", daemon=True)
-    thread.start()
-    started.wait(10)
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._supervisor: WorkerSupervisor | None = None
+        self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
 
-    def stop() -> None:
-        if "worker" in state and thread.is_alive():
-            state["loop"].call_soon_threadsafe(state["worker"].handle_sig, signal.SIGTERM)
-            thread.join(10)
+    def start(self) -> None:
+        self._thread.start()
 
-    stack.callback(stop)
+    def stop(self, timeout: float = JOB_COMPLETION_WAIT_SECONDS + 5) -> None:
+        """Let the jobs in flight finish, as the standalone worker does on SIGTERM."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._stop_supervisor)
+            self._thread.join(timeout)
+
+    def _stop_supervisor(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.stop()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        delays = backoff(self.settings.WORKER_RETRY_MAX_SECONDS)
+        try:
+            while not self._stopping.is_set():
+                self._supervisor = WorkerSupervisor(self.settings)
+                try:
+                    self._loop.run_until_complete(self._supervisor.run())
+                except Exception:
+                    delay = next(delays)
+                    logger.exception("the worker stopped; restarting it in %.1f s", delay)
+                    self.restarts += 1
+                    self._stopping.wait(delay)
+        finally:
+            self._loop.close()
 
 
 async def first_run_setup(settings: Settings) -> list[tuple[str, str, str]]:

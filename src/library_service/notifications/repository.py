@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from datetime import date, timedelta
 
-from sqlalchemy import Float, bindparam, func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -21,61 +20,96 @@ from library_service.models import (
 PENDING = NotificationStatus.PENDING.value
 
 
-def _seconds(name: str) -> Any:
-    """An interval of the float parameter `name` seconds."""
-    return func.make_interval(0, 0, 0, 0, 0, 0, bindparam(name, type_=Float))
-
-
-# The sender's statements, built once: each message costs two of them (claim, then
-# sent/retry/failed), run on a plain autocommit connection without the ORM session.
-_CLAIM = (
-    update(Notification)
-    .where(
-        Notification.id == bindparam("notification_id"),
-        Notification.status == PENDING,
-        (Notification.locked_until.is_(None)) | (Notification.locked_until < func.now()),
-    )
-    .values(
-        attempts=Notification.attempts + 1,
-        locked_until=func.now() + _seconds("lease_seconds"),
-    )
-    .returning(Notification.id, Notification.text, Notification.attempts)
-)
-_SETTLE = update(Notification).where(Notification.id == bindparam("notification_id"))
-_MARK_SENT = _SETTLE.values(
-    status=NotificationStatus.SENT.value, sent_at=func.now(), locked_until=None, last_error=None
-)
-_SCHEDULE_RETRY = _SETTLE.values(
-    next_attempt_at=func.now() + _seconds("delay"),
-    locked_until=None,
-    last_error=bindparam("error"),
-)
-_MARK_FAILED = _SETTLE.values(
-    status=NotificationStatus.FAILED.value, locked_until=None, last_error=bindparam("error")
-)
+def _unleased() -> ColumnElement[bool]:
+    return or_(Notification.locked_until.is_(None), Notification.locked_until < func.now())
 
 
 class DeliveryRepository:
-    """Sending one message: claim it under a lease, then settle it."""
+    """Sending one message: claim it under a lease, then settle it.
+
+    Each step is a single statement on an autocommit connection: no transaction around it.
+    """
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    async def claim(self, notification_id: int, *, lease_seconds: float) -> AnyRow | None:
-        """Take a pending message for sending, unless another sender holds it."""
-        parameters = {"notification_id": notification_id, "lease_seconds": lease_seconds}
-        return (await self.connection.execute(_CLAIM, parameters)).first()
+    async def claim(
+        self, notification_id: int, *, lease: timedelta, give_up_after: timedelta
+    ) -> AnyRow | None:
+        """Take a pending message for sending, unless another sender holds it; the row says
+        whether the message is past the time to give up on it (`out_of_time`)."""
+        statement = (
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.status == PENDING,
+                _unleased(),
+            )
+            .values(locked_until=func.now() + lease)
+            .returning(
+                Notification.id,
+                Notification.text,
+                Notification.attempts,
+                (Notification.created_at + give_up_after <= func.now()).label("out_of_time"),
+            )
+        )
+        return (await self.connection.execute(statement)).first()
 
     async def mark_sent(self, notification_id: int) -> None:
-        await self.connection.execute(_MARK_SENT, {"notification_id": notification_id})
+        await self.connection.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(
+                status=NotificationStatus.SENT.value,
+                attempts=Notification.attempts + 1,
+                sent_at=func.now(),
+                locked_until=None,
+                last_error=None,
+            )
+        )
 
-    async def schedule_retry(self, notification_id: int, *, delay: float, error: str) -> None:
-        parameters = {"notification_id": notification_id, "delay": delay, "error": error}
-        await self.connection.execute(_SCHEDULE_RETRY, parameters)
+    async def schedule_retry(
+        self, notification_id: int, *, delay: timedelta, error: str, counted: bool
+    ) -> None:
+        """Send again after `delay`; a pause Telegram asked for is not `counted` as an attempt."""
+        await self.connection.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(
+                attempts=Notification.attempts + (1 if counted else 0),
+                next_attempt_at=func.now() + delay,
+                locked_until=None,
+                last_error=error,
+            )
+        )
+
+    async def retry_after_lease(self, notification_id: int, *, error: str) -> float:
+        """A send whose outcome is unknown: keep the lease, so that nobody sends the message
+        again before it runs out; returns the seconds until then."""
+        statement = (
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(
+                attempts=Notification.attempts + 1,
+                next_attempt_at=Notification.locked_until,
+                last_error=error,
+            )
+            .returning(func.extract("epoch", Notification.locked_until - func.now()).label("wait"))
+        )
+        row = (await self.connection.execute(statement)).one()
+        return max(0.0, float(row.wait))
 
     async def mark_failed(self, notification_id: int, *, error: str) -> None:
-        parameters = {"notification_id": notification_id, "error": error}
-        await self.connection.execute(_MARK_FAILED, parameters)
+        await self.connection.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(
+                status=NotificationStatus.FAILED.value,
+                attempts=Notification.attempts + 1,
+                locked_until=None,
+                last_error=error,
+            )
+        )
 
 
 class NotificationRepository:
@@ -92,7 +126,7 @@ class NotificationRepository:
             .where(
                 Notification.status == PENDING,
                 Notification.next_attempt_at <= func.now(),
-                (Notification.locked_until.is_(None)) | (Notification.locked_until < func.now()),
+                _unleased(),
             )
             .order_by(Notification.id)
             .limit(limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import httpx
 
@@ -11,25 +12,48 @@ from library_service.core.config import Settings
 logger = logging.getLogger(__name__)
 
 
-class TelegramError(Exception):
-    """Not delivered this time; `retry_after` (seconds) when Telegram asked for a pause."""
+# Failures that happen before the request leaves: the message surely did not arrive.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False):
+
+class TelegramError(Exception):
+    """Not delivered this time.
+
+    `retry_after` (seconds): Telegram asked for a pause. `uncertain`: the request went out
+    and no answer came, so the message may have arrived all the same.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
+        uncertain: bool = False,
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+        self.uncertain = uncertain
 
 
 class TelegramClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._http = httpx.AsyncClient(
-            base_url=settings.TELEGRAM_API_BASE, timeout=settings.TELEGRAM_TIMEOUT_SECONDS
-        )
+        # Connecting fails fast, but once the message is out the answer is waited for: a
+        # send given up too early is sent again, and Telegram then shows it twice.
+        send = settings.TELEGRAM_SEND_TIMEOUT_SECONDS
+        timeout = httpx.Timeout(send, connect=settings.TELEGRAM_TIMEOUT_SECONDS)
+        self._http = httpx.AsyncClient(base_url=settings.TELEGRAM_API_BASE, timeout=timeout)
+        self._resume_at = 0.0  # time.monotonic() before which Telegram asked us not to send
 
     @property
     def configured(self) -> bool:
         return bool(self.settings.TELEGRAM_BOT_TOKEN and self.settings.TELEGRAM_CHAT_ID)
+
+    def paused_for(self) -> float:
+        """Seconds left of the pause Telegram last asked for (429), which holds for every send."""
+        return max(0.0, self._resume_at - time.monotonic())
 
     async def send_message(self, text: str) -> None:
         if not self.configured:
@@ -46,12 +70,15 @@ class TelegramClient:
                 },
             )
         except httpx.HTTPError as exc:
-            raise TelegramError(f"network error: {exc!r}") from exc
+            uncertain = not isinstance(exc, _NOT_SENT)
+            raise TelegramError(f"network error: {exc!r}", uncertain=uncertain) from exc
         if response.status_code == 200:
             return
         description = _description(response)
         if response.status_code == 429:
             retry_after = _retry_after(response)
+            if retry_after is not None:
+                self._resume_at = max(self._resume_at, time.monotonic() + retry_after)
             raise TelegramError(f"rate limited: {description}", retry_after=retry_after)
         # 400 means this message can never be sent (e.g. chat not found, text too long).
         raise TelegramError(
