@@ -10,14 +10,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from library_service.books.router import router as books_router
 from library_service.borrowings.router import router as borrowings_router
 from library_service.core.config import Settings, get_settings
 from library_service.core.db import Database
+from library_service.core.docs import install_docs
 from library_service.core.errors import install_error_handlers
 from library_service.core.logging import configure_logging
 from library_service.core.middleware import ServiceMiddleware
@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         lifespan=lifespan,
         redirect_slashes=False,
         swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None,  # install_docs serves the docs pages with their assets
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(borrowings_router)
     app.include_router(payments_router)
     _add_service_routes(app)
+    install_docs(app)
 
     if settings.CORS_ORIGINS:
         app.add_middleware(
@@ -113,14 +116,6 @@ def _add_service_routes(app: FastAPI) -> None:
         return JSONResponse(
             {"status": "ok" if healthy else "unavailable", **checks},
             status_code=200 if healthy else 503,
-        )
-
-    @app.get("/api/docs/", include_in_schema=False)
-    async def docs_alias() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="Library Service - Swagger UI",
-            swagger_ui_parameters={"persistAuthorization": True},
         )
 
     @app.get("/api/schema/", include_in_schema=False)

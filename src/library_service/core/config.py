@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     STRIPE_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
     # Public origin used in Stripe redirect URLs; empty means "the request's own base URL".
     PUBLIC_BASE_URL: str = ""
+    # The local run's sandbox Stripe (when STRIPE_SECRET_KEY is unset) listens here; a fixed
+    # port keeps the payment links of earlier runs working. 0: any free port.
+    SANDBOX_STRIPE_PORT: int = Field(default=8010, ge=0, le=65535)
 
     TELEGRAM_BOT_TOKEN: str = ""
     TELEGRAM_CHAT_ID: str = ""

@@ -3,7 +3,8 @@
 It speaks enough of Stripe's HTTP API for the official SDK (form-encoded requests, JSON
 answers, Stripe-shaped errors, idempotency keys) and hosts its own checkout page with
 **Pay** and **Cancel** buttons. When given a webhook URL and secret it also delivers signed
-`checkout.session.completed` / `checkout.session.expired` events.
+`checkout.session.completed` / `checkout.session.expired` events. Given a file, it keeps its
+sessions there, so that a payment link still works after a restart of the local run.
 
 Never used with a real key or in production: `library-service run` serves it only when
 `STRIPE_SECRET_KEY` is unset and the environment is not production.
@@ -15,8 +16,11 @@ import hashlib
 import html
 import json
 import logging
+import os
+import re
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -30,6 +34,7 @@ from starlette.routing import Route
 logger = logging.getLogger(__name__)
 
 SESSION_LIFETIME_SECONDS = 24 * 60 * 60
+IDEMPOTENCY_KEY_LIFETIME_SECONDS = 24 * 60 * 60  # as long as Stripe remembers a key
 MIN_AMOUNT_CENTS = 50
 PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
 
@@ -71,6 +76,63 @@ def stripe_error(
     return JSONResponse({"error": error}, status_code=status)
 
 
+class SessionJournal:
+    """The sandbox's sessions and idempotency keys in a file, kept across restarts.
+
+    JSON lines, appended on every change (a session's whole new state, or a key): a write is
+    one short append however many sessions there are. Loading replays the lines, the last
+    state of a session winning, skips a line cut short by a crash, and rewrites the file
+    compacted, without the keys older than Stripe keeps them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The sessions by id, and the idempotency keys with their entries."""
+        sessions: dict[str, dict[str, Any]] = {}
+        keys: dict[str, dict[str, Any]] = {}
+        for record in self._records():
+            if "session" in record:
+                sessions[record["session"]["id"]] = record["session"]
+            elif "key" in record:
+                keys[record.pop("key")] = record
+        oldest = time.time() - IDEMPOTENCY_KEY_LIFETIME_SECONDS
+        keys = {key: entry for key, entry in keys.items() if entry["created"] >= oldest}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        compacted = self.path.with_name(self.path.name + ".tmp")
+        compacted.write_text(_json_lines(_records_of(sessions, keys)), encoding="utf-8")
+        os.replace(compacted, self.path)  # a crash leaves the old file or the new, never half
+        return sessions, keys
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(_json_lines(records))
+
+    def _records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        records = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # the last line, cut short by a crash
+                continue
+        return records
+
+
+def _records_of(
+    sessions: dict[str, dict[str, Any]], keys: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    return [{"session": session} for session in sessions.values()] + [
+        {"key": key, **entry} for key, entry in keys.items()
+    ]
+
+
+def _json_lines(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record) + "\n" for record in records)
+
+
 class SandboxStripe:
     def __init__(
         self,
@@ -78,13 +140,19 @@ class SandboxStripe:
         public_url: str,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        sessions_file: Path | None = None,
     ) -> None:
+        """`sessions_file`: where sessions outlive the process; None keeps them in memory."""
         self.public_url = public_url.rstrip("/")
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
+        self.journal = SessionJournal(sessions_file) if sessions_file else None
         self.sessions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, params)
-        self._idempotent: dict[str, tuple[str, dict[str, Any]]] = {}
+        # Idempotency key -> {"fingerprint", "session_id", "created"}.
+        self._idempotent: dict[str, dict[str, Any]] = {}
+        if self.journal is not None:
+            self.sessions, self._idempotent = self.journal.load()
         self._webhook_client: httpx.AsyncClient | None = None
         self.app = Starlette(
             routes=[
@@ -105,14 +173,29 @@ class SandboxStripe:
         self._idempotent.clear()
 
     def mark_paid(self, session_id: str) -> dict[str, Any]:
-        session = self.sessions[session_id]
-        session.update(status="complete", payment_status="paid", url=None)
-        return session
+        return self._update(session_id, status="complete", payment_status="paid", url=None)
 
     def mark_expired(self, session_id: str) -> dict[str, Any]:
+        return self._update(session_id, status="expired", url=None)
+
+    def _update(self, session_id: str, **changes: Any) -> dict[str, Any]:
         session = self.sessions[session_id]
-        session.update(status="expired", url=None)
+        session.update(changes)
+        self._persist({"session": session})
         return session
+
+    def _remember(self, session: dict[str, Any], *, key: str | None, fingerprint: str) -> None:
+        self.sessions[session["id"]] = session
+        records = [{"session": session}]
+        if key:
+            entry = {"fingerprint": fingerprint, "session_id": session["id"]}
+            self._idempotent[key] = entry | {"created": session["created"]}
+            records.append({"key": key} | self._idempotent[key])
+        self._persist(*records)
+
+    def _persist(self, *records: dict[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.append(list(records))
 
     def signed_event(self, event_type: str, session: dict[str, Any]) -> tuple[bytes, str]:
         """An event body and its `Stripe-Signature` header, as Stripe would send them."""
@@ -150,23 +233,28 @@ class SandboxStripe:
         key = request.headers.get("idempotency-key")
         fingerprint = hashlib.sha256(body).hexdigest()
         if key and key in self._idempotent:
-            previous_fingerprint, previous = self._idempotent[key]
-            if previous_fingerprint != fingerprint:
+            previous = self._idempotent[key]
+            if previous["fingerprint"] != fingerprint:
                 return stripe_error(
                     400,
                     "Keys for idempotent requests can only be used with the same parameters.",
                     error_type="idempotency_error",
                 )
-            return JSONResponse(previous)
+            return JSONResponse(self.sessions[previous["session_id"]])
         problem = self._invalid(params)
         if problem is not None:
             return stripe_error(400, problem[1], param=problem[0], code="parameter_invalid")
 
+        session = self._new_session(params)
+        self._remember(session, key=key, fingerprint=fingerprint)
+        return JSONResponse(session)
+
+    def _new_session(self, params: dict[str, Any]) -> dict[str, Any]:
         session_id = "cs_test_" + secrets.token_urlsafe(24).replace("-", "a").replace("_", "b")
         item = params["line_items"][0]
         amount = int(item["price_data"]["unit_amount"]) * int(item.get("quantity", 1))
         now = int(time.time())
-        session = {
+        return {
             "id": session_id,
             "object": "checkout.session",
             "mode": "payment",
@@ -188,10 +276,6 @@ class SandboxStripe:
                 "description": item["price_data"]["product_data"].get("description", ""),
             },
         }
-        self.sessions[session_id] = session
-        if key:
-            self._idempotent[key] = (fingerprint, session)
-        return JSONResponse(session)
 
     @staticmethod
     def _invalid(params: dict[str, Any]) -> tuple[str, str] | None:
@@ -260,37 +344,7 @@ class SandboxStripe:
         session = self._lookup(request)
         if isinstance(session, Response):
             return HTMLResponse("<h1>Unknown checkout session</h1>", status_code=404)
-        item = session["line_items_preview"]
-        amount = f"${session['amount_total'] / 100:.2f}"
-        action = f"/c/pay/{session['id']}"
-        state = {
-            "open": "",
-            "complete": "<p class=done>This session is paid.</p>",
-            "expired": "<p class=done>This session has expired.</p>",
-        }[session["status"]]
-        disabled = "" if session["status"] == "open" else " disabled"
-        page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sandbox checkout</title>
-<style>
- body {{ font-family: system-ui, sans-serif; max-width: 28rem; margin: 4rem auto; color: #222; }}
- .card {{ border: 1px solid #ddd; border-radius: 12px; padding: 1.5rem 2rem; }}
- .amount {{ font-size: 2rem; font-weight: 600; margin: .5rem 0 1.5rem; }}
- button {{ font-size: 1rem; padding: .6rem 1.4rem; border-radius: 8px; border: 0; }}
- .pay {{ background: #635bff; color: white; }} .cancel {{ background: #eee; }}
- .note {{ color: #888; font-size: .85rem; }} .done {{ color: #0a7; }}
- form {{ display: inline; }}
-</style></head>
-<body><div class="card">
- <p class="note">Sandbox payment: no card, no money moves.</p>
- <h2>{html.escape(item["name"])}</h2>
- <p>{html.escape(item["description"])}</p>
- <div class="amount">{amount} USD</div>
- {state}
- <form method="post" action="{action}/pay">
-  <button class="pay"{disabled}>Pay {amount}</button></form>
- <form method="post" action="{action}/cancel"><button class="cancel">Cancel</button></form>
-</div></body></html>"""
-        return HTMLResponse(page)
+        return HTMLResponse(checkout_page(session))
 
     async def _pay(self, request: Request) -> Response:
         session = self._lookup(request)
@@ -327,3 +381,61 @@ class SandboxStripe:
             logger.info("sandbox webhook %s -> %s", event_type, response.status_code)
         except httpx.HTTPError as exc:  # Stripe would retry; the success redirect fulfils too
             logger.warning("sandbox webhook %s failed: %r", event_type, exc)
+
+
+# -- the hosted checkout page's HTML -------------------------------------------------------------
+
+CHECKOUT_STYLE = """
+ body { font-family: system-ui, sans-serif; max-width: 28rem; margin: 4rem auto; padding: 0 1rem;
+        color: #222; }
+ .card { border: 1px solid #ddd; border-radius: 12px; padding: 1.5rem 2rem; }
+ .amount { font-size: 2rem; font-weight: 600; margin: .5rem 0 1.5rem; white-space: nowrap; }
+ .nowrap { white-space: nowrap; }
+ button { font-size: 1rem; padding: .6rem 1.4rem; border-radius: 8px; border: 0; cursor: pointer; }
+ .pay { background: #635bff; color: white; } .cancel { background: #eee; }
+ .note { color: #888; font-size: .85rem; }
+ .state { font-weight: 600; } .paid { color: #0a7; } .expired { color: #b42; }
+ .actions { display: flex; flex-wrap: wrap; gap: .5rem; }
+"""
+# What a session that can no longer be paid says instead of the buttons.
+FINAL_STATES = {
+    "complete": ("paid", "This session is paid."),
+    "expired": ("expired", "This session has expired; it can no longer be paid."),
+}
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def checkout_page(session: dict[str, Any]) -> str:
+    """The page the payer sees: the item, the amount, and Pay and Cancel while it is open."""
+    item = session["line_items_preview"]
+    amount = f"${session['amount_total'] / 100:.2f}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sandbox checkout</title><style>{CHECKOUT_STYLE}</style></head>
+<body><div class="card">
+ <p class="note">Sandbox payment: no card, no money moves.</p>
+ <h2>{html.escape(item["name"])}</h2>
+ <p class="detail">{_unbroken_dates(item["description"])}</p>
+ <div class="amount">{amount} USD</div>
+ {_actions(session, amount)}
+</div></body></html>"""
+
+
+def _actions(session: dict[str, Any], amount: str) -> str:
+    if session["status"] in FINAL_STATES:
+        css_class, sentence = FINAL_STATES[session["status"]]
+        return f'<p class="state {css_class}">{sentence}</p>'
+    action = f"/c/pay/{session['id']}"
+    return (
+        '<div class="actions">\n'
+        f'  <form method="post" action="{action}/pay">'
+        f'<button class="pay">Pay {amount}</button></form>\n'
+        f'  <form method="post" action="{action}/cancel">'
+        '<button class="cancel">Cancel</button></form>\n </div>'
+    )
+
+
+def _unbroken_dates(text: str) -> str:
+    """Escaped text whose dates never break across lines at their hyphens."""
+    return ISO_DATE.sub(lambda date: f'<span class="nowrap">{date[0]}</span>', html.escape(text))

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from library_service.core.config import Settings, reload_settings
 from library_service.core.db import Database
-from library_service.dev.accounts import ensure_user, seed_catalogue
+from library_service.dev.accounts import demo_logins_in_use, ensure_user, seed_catalogue
 from library_service.dev.embedded import DATA_DIR, EmbeddedRedis, free_port
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.models import User
@@ -24,6 +24,7 @@ from library_service.models import User
 logger = logging.getLogger(__name__)
 
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"  # noqa: S105 - the sandbox's own, never Stripe's
+SANDBOX_SESSIONS_FILE = DATA_DIR / "stripe-sandbox" / "sessions.jsonl"
 DEMO_ACCOUNTS = (
     ("staff", "admin@library.example.com", "admin-password"),
     ("member", "reader@library.example.com", "reader-password"),
@@ -37,17 +38,30 @@ def start_stand_ins(stack: ExitStack, settings: Settings, *, api_port: int) -> S
         stack.callback(redis.stop)
         settings = reload_settings(REDIS_URL=redis.url)
     if not settings.STRIPE_SECRET_KEY:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        secret = settings.STRIPE_WEBHOOK_SECRET or SANDBOX_WEBHOOK_SECRET
-        sandbox = SandboxStripe(
-            public_url=base,
-            webhook_url=f"http://127.0.0.1:{api_port}/api/payments/webhook/",
-            webhook_secret=secret,
-        )
-        stack.callback(serve_in_thread(sandbox.app, port, name="sandbox-stripe"))
-        settings = reload_settings(STRIPE_API_BASE=base, STRIPE_WEBHOOK_SECRET=secret)
+        settings = start_sandbox_stripe(stack, settings, api_port=api_port)
     return settings
+
+
+def start_sandbox_stripe(stack: ExitStack, settings: Settings, *, api_port: int) -> Settings:
+    """The sandbox on its fixed port, its sessions kept in the data folder: the payment links
+    of earlier runs keep working after a restart."""
+    port = settings.SANDBOX_STRIPE_PORT or free_port()
+    base = f"http://127.0.0.1:{port}"
+    secret = settings.STRIPE_WEBHOOK_SECRET or SANDBOX_WEBHOOK_SECRET
+    sandbox = SandboxStripe(
+        public_url=base,
+        webhook_url=f"http://127.0.0.1:{api_port}/api/payments/webhook/",
+        webhook_secret=secret,
+        sessions_file=SANDBOX_SESSIONS_FILE,
+    )
+    try:
+        stack.callback(serve_in_thread(sandbox.app, port, name="sandbox-stripe"))
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"the sandbox Stripe cannot listen on port {port}: is it taken? "
+            "Set SANDBOX_STRIPE_PORT to a free port (0: any)."
+        ) from exc
+    return reload_settings(STRIPE_API_BASE=base, STRIPE_WEBHOOK_SECRET=secret)
 
 
 def serve_in_thread(
@@ -110,7 +124,8 @@ def start_worker_thread(stack: ExitStack, settings: Settings) -> None:
 
 
 async def first_run_setup(settings: Settings) -> list[tuple[str, str, str]]:
-    """On an empty database: demo books, a staff user and a member; returns their logins."""
+    """On an empty database: demo books, a staff user and a member. Returns the demo logins
+    that still work, for the banner: (role, email, password)."""
     db = Database.connect(settings.DATABASE_URL, settings, pool_size=1)
     try:
         async with db.autocommit_sessionmaker() as session:
@@ -118,7 +133,7 @@ async def first_run_setup(settings: Settings) -> list[tuple[str, str, str]]:
     finally:
         await db.dispose()
     if users:
-        return []
+        return await demo_logins_in_use(settings, DEMO_ACCOUNTS)
     await seed_catalogue(settings)
     for role, email, password in DEMO_ACCOUNTS:
         await ensure_user(settings, email, password, is_staff=role == "staff")
@@ -144,7 +159,7 @@ def print_banner(
         + ("configured" if settings.TELEGRAM_BOT_TOKEN else "not configured: messages are logged"),
     ]
     if demo_accounts:
-        lines.append("  Demo accounts (created on this first run):")
+        lines.append("  Demo accounts (their passwords are still the demo ones):")
         lines += [f"    {role:<7} {email} / {password}" for role, email, password in demo_accounts]
     lines += ["  Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)

@@ -4,6 +4,7 @@ compatibility with the official SDK (through the app's StripeGateway)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -392,20 +393,38 @@ async def test_hosted_page_for_unknown_session_is_404(browser):
     assert "Unknown checkout session" in page.text
 
 
-async def test_hosted_page_after_payment_and_after_expiry(browser, sandbox):
-    paid = await create_ok(browser)
-    sandbox.mark_paid(paid["id"])
-    page = await browser.get(paid["url"])
+@pytest.mark.parametrize(
+    ("mark", "sentence"),
+    [
+        pytest.param("mark_paid", "This session is paid.", id="paid"),
+        pytest.param("mark_expired", "This session has expired", id="expired"),
+    ],
+)
+async def test_hosted_page_of_a_final_session_shows_its_state_and_no_buttons(
+    browser, sandbox, mark, sentence
+):
+    created = await create_ok(browser)
+    getattr(sandbox, mark)(created["id"])
+    page = await browser.get(created["url"])
     assert page.status_code == 200
-    assert "This session is paid." in page.text
-    assert '<button class="pay" disabled>' in page.text
+    assert sentence in page.text
+    assert "$6.00 USD" in page.text
+    assert "<button" not in page.text
+    assert "<form" not in page.text
 
-    expired = await create_ok(browser)
-    sandbox.mark_expired(expired["id"])
-    page = await browser.get(expired["url"])
-    assert page.status_code == 200
-    assert "This session has expired." in page.text
-    assert '<button class="pay" disabled>' in page.text
+
+async def test_hosted_page_keeps_each_date_on_one_line(browser):
+    params = session_params()
+    params["line_items"][0]["price_data"]["product_data"]["description"] = (
+        "by Mikhail Bulgakov: 7 day(s), 2026-11-30 to 2026-12-07"
+    )
+    created = (await create(browser, params)).json()
+    page = await browser.get(created["url"])
+    assert (
+        'by Mikhail Bulgakov: 7 day(s), <span class="nowrap">2026-11-30</span> '
+        'to <span class="nowrap">2026-12-07</span>'
+    ) in page.text
+    assert re.search(r"\.nowrap \{ white-space: nowrap; \}", page.text)
 
 
 async def test_pay_marks_paid_and_redirects_to_success_url(browser, sandbox):

@@ -1,0 +1,148 @@
+"""Fixtures for tests in a real browser: headless Chromium, and apps served over real HTTP.
+
+Playwright drives the system's Chromium (Debian's `chromium` package, /usr/bin/chromium;
+CHROMIUM_PATH overrides): Playwright's own browser download is not used. Without Chromium
+the browser tests are skipped, except under CI, where they fail (.ci/run installs it).
+
+- `chromium`: one browser for the run. It resolves BROWSER_HOST to loopback, so a page can
+  be opened under a name that is not localhost, as in a deployment (some scripts behave
+  differently on localhost).
+- `page`: a fresh context (no cookies, no local storage) and a page in it, per test.
+- `console_errors`: the page's console errors and uncaught exceptions, as they come.
+- `keep_on_origin(origin)`: from then on the page may load nothing from elsewhere.
+- `serve(app)`: serves any ASGI app on a free loopback port in a thread -> Served.
+- `live_server`: the API, configured as the suite's `app` (test database and Redis), served.
+  It runs in this process, so rows a test writes (e.g. with `factory`) are visible to it
+  once committed, and the suite's respx routes intercept its outbound HTTP calls too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.async_api import Browser, Page, Request, Route, async_playwright
+
+from library_service.core.config import Settings
+from library_service.dev.embedded import free_port
+from library_service.dev.local import serve_in_thread
+from library_service.main import create_app
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+BROWSER_HOST = "library.test"  # .test is reserved for tests: it names no real host
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI and containers run as root, where Chromium's sandbox cannot start
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    f"--host-resolver-rules=MAP {BROWSER_HOST} 127.0.0.1",
+]
+
+
+@dataclass(frozen=True)
+class Served:
+    port: int
+
+    @property
+    def url(self) -> str:
+        """For HTTP clients in the test."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """For the browser: the same server under a name that is not localhost."""
+        return f"http://{BROWSER_HOST}:{self.port}"
+
+
+Serve = Callable[..., Served]
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+async def chromium(chromium_executable: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_executable, args=CHROMIUM_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def page(chromium: Browser) -> AsyncIterator[Page]:
+    context = await chromium.new_context()
+    page = await context.new_page()
+    yield page
+    await context.close()
+
+
+@pytest.fixture
+def console_errors(page: Page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    return errors
+
+
+@pytest.fixture(scope="session")
+def serve() -> Iterator[Serve]:
+    """`serve(app, lifespan="on")`: served until the run ends."""
+    stops: list[Callable[[], None]] = []
+
+    def start(app: Any, *, lifespan: Literal["on", "off"] = "on") -> Served:
+        port = free_port()
+        stops.append(serve_in_thread(app, port, name=f"live-server-{port}", lifespan=lifespan))
+        return Served(port)
+
+    yield start
+    for stop in reversed(stops):
+        stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, serve: Serve) -> Served:
+    return serve(create_app(settings, configure_logs=False))
+
+
+@pytest.fixture
+def keep_on_origin(page: Page) -> Callable[[str], Awaitable[list[str]]]:
+    """`refused = await keep_on_origin(url)`: from then on the page loads only from that
+    URL's origin; every other request is refused and its URL added to `refused` (what the
+    page would have fetched from the internet)."""
+
+    async def install(url: str) -> list[str]:
+        allowed = _origin(url)
+        refused: list[str] = []
+
+        async def guard(route: Route, request: Request) -> None:
+            if _origin(request.url) == allowed:
+                await route.continue_()
+            else:
+                refused.append(request.url)
+                await route.abort("blockedbyclient")
+
+        await page.route("**/*", guard)
+        return refused
+
+    return install
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
