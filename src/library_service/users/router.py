@@ -2,15 +2,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep, get_queue
 from library_service.core.errors import error_responses
+from library_service.core.pagination import Page, PageDep, make_page
+from library_service.core.params import CleanStr, IdPath
 from library_service.core.ratelimit import LoginThrottle
 from library_service.core.routing import StrictJSONRoute
-from library_service.users.dependencies import CurrentUser
+from library_service.users.dependencies import CurrentUser, StaffUser
 from library_service.users.schemas import (
     AccessToken,
+    MemberFilters,
+    MemberPatch,
+    MemberRead,
     RefreshRequest,
     TokenPair,
     TokenRequest,
@@ -78,3 +83,40 @@ async def replace_profile(data: UserUpdate, user: CurrentUser, service: UserServ
 async def update_profile(data: UserPatch, user: CurrentUser, service: UserServiceDep) -> UserRead:
     """Change some of your profile fields."""
     return UserRead.model_validate(await service.update_profile(user.id, data))
+
+
+# -- member management (staff); after /me/, which these paths would otherwise match ---------
+
+STAFF_ONLY = error_responses(403, 404)
+
+
+@router.get("/", responses=STAFF_ONLY)
+async def list_members(
+    request: Request,
+    _: StaffUser,
+    service: UserServiceDep,
+    page: PageDep,
+    search: Annotated[
+        CleanStr | None, Query(max_length=100, description="In email, first or last name.")
+    ] = None,
+    is_active: Annotated[bool | None, Query(description="false: deactivated accounts.")] = None,
+    is_staff: Annotated[bool | None, Query(description="true: library staff.")] = None,
+) -> Page[MemberRead]:
+    """Every user account, oldest first (staff)."""
+    filters = MemberFilters(search=search, is_active=is_active, is_staff=is_staff)
+    users, count = await service.list_members(filters, page)
+    return make_page(request, page, count, [MemberRead.model_validate(u) for u in users])
+
+
+@router.get("/{user_id}/", responses=STAFF_ONLY)
+async def read_member(user_id: IdPath, _: StaffUser, service: UserServiceDep) -> MemberRead:
+    """One user account (staff)."""
+    return MemberRead.model_validate(await service.get_profile(user_id))
+
+
+@router.patch("/{user_id}/", responses=STAFF_ONLY)
+async def update_member(
+    user_id: IdPath, data: MemberPatch, staff: StaffUser, service: UserServiceDep
+) -> MemberRead:
+    """Deactivate or reactivate an account, grant or revoke staff, or correct names (staff)."""
+    return MemberRead.model_validate(await service.update_member(staff, user_id, data))
