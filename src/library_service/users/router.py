@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
+from starlette.routing import Match
+from starlette.types import Scope
 
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep, get_queue
 from library_service.core.errors import error_responses
@@ -85,12 +87,25 @@ async def update_profile(data: UserPatch, user: CurrentUser, service: UserServic
     return UserRead.model_validate(await service.update_profile(user.id, data))
 
 
-# -- member management (staff); after /me/, which these paths would otherwise match ---------
-
-STAFF_ONLY = error_responses(403, 404)
+# -- member management (staff) -------------------------------------------------------------
 
 
-@router.get("/", responses=STAFF_ONLY)
+class MemberRoute(StrictJSONRoute):
+    """`/api/users/{user_id}/` matches numeric ids only, as Django's `<int:pk>` would: `me/`
+    and `token/` stay their own routes (a GET of `token/` answers 405, not 422)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        user_id = child_scope.get("path_params", {}).get("user_id")
+        if match is not Match.NONE and user_id is not None and not str(user_id).isdigit():
+            return Match.NONE, {}
+        return match, child_scope
+
+
+members = APIRouter(route_class=MemberRoute, responses=error_responses(403, 404))
+
+
+@members.get("/")
 async def list_members(
     request: Request,
     _: StaffUser,
@@ -108,15 +123,18 @@ async def list_members(
     return make_page(request, page, count, [MemberRead.model_validate(u) for u in users])
 
 
-@router.get("/{user_id}/", responses=STAFF_ONLY)
+@members.get("/{user_id}/")
 async def read_member(user_id: IdPath, _: StaffUser, service: UserServiceDep) -> MemberRead:
     """One user account (staff)."""
     return MemberRead.model_validate(await service.get_profile(user_id))
 
 
-@router.patch("/{user_id}/", responses=STAFF_ONLY)
+@members.patch("/{user_id}/")
 async def update_member(
     user_id: IdPath, data: MemberPatch, staff: StaffUser, service: UserServiceDep
 ) -> MemberRead:
     """Deactivate or reactivate an account, grant or revoke staff, or correct names (staff)."""
     return MemberRead.model_validate(await service.update_member(staff, user_id, data))
+
+
+router.include_router(members)

@@ -7,8 +7,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette_admin.contrib.sqla import ModelView
-from starlette_admin.exceptions import FormValidationError
+from starlette_admin.exceptions import ActionFailed, FormValidationError
 from starlette_admin.flash import flash
 from starlette_admin.types import RowActionsDisplayType
 
@@ -39,6 +40,16 @@ class DeskView(ModelView):
 
     def can_import(self, request: Request) -> bool:
         return False
+
+    async def handle_row_action(self, request: Request, pk: Any, name: str) -> Response | None:
+        try:
+            return await super().handle_row_action(request, pk, name)
+        except ActionFailed as exc:
+            if exc.msg == "Forbidden":  # the row changed since the page showed the button
+                raise ActionFailed(
+                    "This no longer applies: the row changed meanwhile. Reload the page."
+                ) from exc
+            raise
 
 
 def validated(schema: type[M], data: Mapping[str, Any]) -> M:

@@ -21,7 +21,7 @@ from starlette_admin.types import RequestAction
 
 from library_service.admin.desk import Desk, signed_in_staff
 from library_service.admin.views.base import (
-    DATETIME,
+    DATE,
     DeskView,
     contains,
     refused_form,
@@ -58,9 +58,7 @@ class MemberView(DeskView):
         StringField("last_name", maxlength=150),
         BooleanField("is_active", label="Active"),
         BooleanField("is_staff", label="Staff"),
-        DateTimeField(
-            "date_joined", label="Joined", exclude_from_edit=True, output_format=DATETIME
-        ),
+        DateTimeField("date_joined", label="Joined", exclude_from_edit=True, output_format=DATE),
     ]
     sortable_fields = ["id", "email", "first_name", "last_name", "date_joined"]
     fields_default_sort = ["id"]
@@ -160,6 +158,7 @@ class MemberView(DeskView):
 
     @row_action(
         name="grant_staff",
+        exclude_from_list=True,  # on the member's page: the list keeps its columns visible
         text="Make staff",
         confirmation="Make this account library staff? It can then use this admin.",
         submit_btn_text="Make staff",
@@ -171,6 +170,7 @@ class MemberView(DeskView):
 
     @row_action(
         name="revoke_staff",
+        exclude_from_list=True,  # on the member's page: the list keeps its columns visible
         text="Revoke staff",
         confirmation="Take staff access away from this account?",
         submit_btn_text="Revoke staff",

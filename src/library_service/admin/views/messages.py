@@ -48,9 +48,7 @@ class StaffMessageView(DeskView):
         DateTimeField(
             "next_attempt_at", label="Next attempt", exclude_from_list=True, output_format=DATETIME
         ),
-        DateTimeField(
-            "sent_at", label="Sent", exclude_from_list=True, output_format=DATETIME
-        ),
+        DateTimeField("sent_at", label="Sent", exclude_from_list=True, output_format=DATETIME),
     ]
     sortable_fields = ["id", "kind", "status", "attempts", "created_at", "sent_at"]
     fields_default_sort = [("id", True)]
