@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from library_service.admin.site import install_admin
 from library_service.books.router import router as books_router
 from library_service.borrowings.router import router as borrowings_router
 from library_service.core.config import Settings, get_settings
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     _add_service_routes(app)
     install_dated_examples(app, settings)
     install_docs(app)
+    install_admin(app, settings)  # the staff admin at /admin
 
     if settings.CORS_ORIGINS:
         app.add_middleware(

@@ -179,6 +179,7 @@ def print_banner(
         "Library Service",
         f"  API      {origin}/api/",
         f"  Docs     {origin}/docs",
+        f"  Admin    {origin}/admin/ (staff sign in with their email and password)",
         f"  Database {_describe(settings.DATABASE_URL)}",
         f"  Redis    {settings.REDIS_URL}",
         f"  Stripe   {_describe_stripe(settings)}",

@@ -116,6 +116,31 @@ class NotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def status_of(self, notification_id: int) -> str | None:
+        statement = select(Notification.status).where(Notification.id == notification_id)
+        status: str | None = await self.session.scalar(statement)
+        return status
+
+    async def restart_failed(self, notification_id: int) -> bool:
+        """Give a FAILED message a fresh start: PENDING, no attempts, due now; False unless
+        it was FAILED (one statement, so two staff members pressing at once restart it once)."""
+        statement = (
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.status == NotificationStatus.FAILED.value,
+            )
+            .values(
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=func.now(),
+                locked_until=None,
+                last_error=None,
+            )
+            .returning(Notification.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
     async def due_for_relay(self, *, limit: int) -> Sequence[int]:
         """Pending messages whose delivery job may have been lost (Redis down, worker crash).
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from library_service.core.errors import AppError, AuthenticationError, NotFoundError
+from library_service.core.errors import (
+    AppError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 
 
 class EmailTakenError(AppError):
@@ -22,3 +27,33 @@ class InvalidCredentialsError(AuthenticationError):
 
 class TokenNotValidError(AuthenticationError):
     code = "token_not_valid"
+
+
+class OwnAccessError(AppError):
+    code = "cannot_change_own_access"
+    message = (
+        "You cannot deactivate yourself or take away your own staff access; "
+        "ask another staff member."
+    )
+
+
+class LastStaffError(AppError):
+    code = "last_staff_account"
+    message = (
+        "This is the last active staff account; make someone else staff "
+        "before deactivating or demoting it."
+    )
+
+
+class StaffOnlyError(PermissionDeniedError):
+    """A member signing in to the staff admin (with the right password)."""
+
+    code = "staff_only"
+    message = "Only library staff may sign in here; members use the library's app."
+
+
+class AccountDeactivatedError(PermissionDeniedError):
+    """A deactivated account signing in to the staff admin (with the right password)."""
+
+    code = "account_deactivated"
+    message = "This account has been deactivated; ask another staff member to reactivate it."

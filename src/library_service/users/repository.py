@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.core.pagination import PageParams
 from library_service.models import User
-from library_service.users.schemas import AuthUser
+from library_service.users.schemas import AuthUser, MemberFilters
 
 # Built once: every authenticated request runs it (see core/db.py).
 _ACTIVE_AUTH_USER = select(User.id, User.email, User.is_staff).where(
@@ -18,8 +21,58 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, user_id: int) -> User | None:
-        return await self.session.get(User, user_id)
+    async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        if not for_update:
+            return await self.session.get(User, user_id)
+        statement = select(User).where(User.id == user_id).with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def list(self, filters: MemberFilters, page: PageParams) -> tuple[Sequence[User], int]:
+        """One page of users, oldest account first, and the number of matches."""
+        conditions = []
+        if filters.search:
+            pattern = _contains_pattern(filters.search)
+            conditions.append(
+                or_(
+                    User.email.ilike(pattern, escape="\\"),
+                    User.first_name.ilike(pattern, escape="\\"),
+                    User.last_name.ilike(pattern, escape="\\"),
+                )
+            )
+        if filters.is_active is not None:
+            conditions.append(User.is_active.is_(filters.is_active))
+        if filters.is_staff is not None:
+            conditions.append(User.is_staff.is_(filters.is_staff))
+        statement = (
+            select(User, func.count().over().label("total"))
+            .where(*conditions)
+            .order_by(User.id)
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        rows = (await self.session.execute(statement)).all()
+        if rows:
+            return [row.User for row in rows], rows[0].total
+        if page.offset == 0:
+            return [], 0
+        counting = select(func.count()).select_from(User).where(*conditions)
+        return [], int(await self.session.scalar(counting) or 0)
+
+    async def lock_active_staff(self) -> Sequence[int]:
+        """Lock every active staff account, in id order, and return their ids.
+
+        Whoever takes staff access away holds these locks first, so two such changes run
+        one after the other, and the second sees the first one's result: a row that stopped
+        being active staff meanwhile is left out (PostgreSQL re-checks the condition on
+        the row's new version once its lock is released).
+        """
+        statement = (
+            select(User.id)
+            .where(User.is_staff.is_(True), User.is_active.is_(True))
+            .order_by(User.id)
+            .with_for_update()
+        )
+        return (await self.session.scalars(statement)).all()
 
     async def get_by_email(self, email: str) -> User | None:
         statement = select(User).where(func.lower(User.email) == email.lower())
@@ -42,3 +95,9 @@ class UserRepository:
         self.session.add(user)
         await self.session.flush()
         return user
+
+
+def _contains_pattern(term: str) -> str:
+    """An ILIKE pattern matching `term` anywhere, its wildcards taken literally."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -2,15 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
+from starlette.routing import Match
+from starlette.types import Scope
 
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep, get_queue
 from library_service.core.errors import error_responses
+from library_service.core.pagination import Page, PageDep, make_page
+from library_service.core.params import CleanStr, IdPath
 from library_service.core.ratelimit import LoginThrottle
 from library_service.core.routing import StrictJSONRoute
-from library_service.users.dependencies import CurrentUser
+from library_service.users.dependencies import CurrentUser, StaffUser
 from library_service.users.schemas import (
     AccessToken,
+    MemberFilters,
+    MemberPatch,
+    MemberRead,
     RefreshRequest,
     TokenPair,
     TokenRequest,
@@ -84,3 +91,56 @@ async def replace_profile(data: UserUpdate, user: CurrentUser, service: UserServ
 async def update_profile(data: UserPatch, user: CurrentUser, service: UserServiceDep) -> UserRead:
     """Change some of your profile fields."""
     return UserRead.model_validate(await service.update_profile(user.id, data))
+
+
+# -- member management (staff) -------------------------------------------------------------
+
+
+class MemberRoute(StrictJSONRoute):
+    """`/api/users/{user_id}/` matches numeric ids only, as Django's `<int:pk>` would: `me/`
+    and `token/` stay their own routes (a GET of `token/` answers 405, not 422)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        user_id = child_scope.get("path_params", {}).get("user_id")
+        if match is not Match.NONE and user_id is not None and not str(user_id).isdigit():
+            return Match.NONE, {}
+        return match, child_scope
+
+
+members = APIRouter(route_class=MemberRoute, responses=error_responses(403, 404))
+
+
+@members.get("/")
+async def list_members(
+    request: Request,
+    _: StaffUser,
+    service: UserServiceDep,
+    page: PageDep,
+    search: Annotated[
+        CleanStr | None, Query(max_length=100, description="In email, first or last name.")
+    ] = None,
+    is_active: Annotated[bool | None, Query(description="false: deactivated accounts.")] = None,
+    is_staff: Annotated[bool | None, Query(description="true: library staff.")] = None,
+) -> Page[MemberRead]:
+    """Every user account, oldest first (staff)."""
+    filters = MemberFilters(search=search, is_active=is_active, is_staff=is_staff)
+    users, count = await service.list_members(filters, page)
+    return make_page(request, page, count, [MemberRead.model_validate(u) for u in users])
+
+
+@members.get("/{user_id}/")
+async def read_member(user_id: IdPath, _: StaffUser, service: UserServiceDep) -> MemberRead:
+    """One user account (staff)."""
+    return MemberRead.model_validate(await service.get_profile(user_id))
+
+
+@members.patch("/{user_id}/")
+async def update_member(
+    user_id: IdPath, data: MemberPatch, staff: StaffUser, service: UserServiceDep
+) -> MemberRead:
+    """Deactivate or reactivate an account, grant or revoke staff, or correct names (staff)."""
+    return MemberRead.model_validate(await service.update_member(staff, user_id, data))
+
+
+router.include_router(members)

@@ -117,6 +117,38 @@ class UserRead(BaseModel):
     date_joined: datetime
 
 
+class MemberRead(UserRead):
+    """A user as staff see them: with whether the account is active."""
+
+    is_active: bool
+
+
+class MemberPatch(PatchModel):
+    """Staff changing a user: access and names (email and password stay the user's own)."""
+
+    # A field staff may not change is refused, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+    not_nullable = ("is_active", "is_staff", "first_name", "last_name")
+
+    is_active: bool | None = None
+    is_staff: bool | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+
+    @property
+    def removes_access(self) -> bool:
+        """Deactivates the user or takes their staff access away."""
+        return self.is_active is False or self.is_staff is False
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFilters:
+    search: str | None = None  # in email, first or last name; any case
+    is_active: bool | None = None
+    is_staff: bool | None = None
+
+
 class TokenRequest(InputModel):
     model_config = ConfigDict(
         json_schema_extra={

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.exc import IntegrityError
 
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
-from library_service.core.ratelimit import LoginThrottle
+from library_service.core.errors import PermissionDeniedError
+from library_service.core.pagination import PageParams
+from library_service.core.ratelimit import LoginAttempt, LoginThrottle
 from library_service.core.security import (
     InvalidTokenError,
     create_token,
@@ -14,14 +18,21 @@ from library_service.core.security import (
 )
 from library_service.models import User
 from library_service.users.errors import (
+    AccountDeactivatedError,
     EmailTakenError,
     InvalidCredentialsError,
+    LastStaffError,
+    OwnAccessError,
+    StaffOnlyError,
     TokenNotValidError,
     UserNotFoundError,
 )
 from library_service.users.repository import UserRepository
 from library_service.users.schemas import (
     AccessToken,
+    AuthUser,
+    MemberFilters,
+    MemberPatch,
     TokenPair,
     UserCreate,
     UserPatch,
@@ -56,14 +67,8 @@ class UserService:
             raise EmailTakenError from exc
 
     async def obtain_tokens(self, email: str, password: str, *, client_ip: str) -> TokenPair:
-        attempt = await self.throttle.reserve(client_ip, email)
-        async with self.uow.read() as session:
-            user = await UserRepository(session).get_by_email(email)
-        if user is not None and not user.is_active:
-            user = None
-        # bcrypt is slow: no connection is held meanwhile.
-        hashed = user.hashed_password if user is not None else None
-        if not await verify_password(password, hashed, self.settings) or user is None:
+        attempt, user = await self._check_password(email, password, client_ip=client_ip)
+        if not user.is_active:
             raise InvalidCredentialsError  # the attempt stays counted
         await self.throttle.succeeded(attempt)
         version = user.token_version
@@ -71,6 +76,41 @@ class UserService:
             access=create_token(user.id, "access", self.settings, version=version),
             refresh=create_token(user.id, "refresh", self.settings, version=version),
         )
+
+    async def staff_login(self, email: str, password: str, *, client_ip: str) -> User:
+        """The staff admin's sign-in: the API's password check and login limit, and then
+        a refusal that says why for a member or a deactivated account (only once the
+        password was right, so it reveals nothing to a guesser)."""
+        attempt, user = await self._check_password(email, password, client_ip=client_ip)
+        if not user.is_active:
+            raise AccountDeactivatedError  # the attempt stays counted, as in the API
+        if not user.is_staff:
+            raise StaffOnlyError
+        await self.throttle.succeeded(attempt)
+        return user
+
+    async def _check_password(
+        self, email: str, password: str, *, client_ip: str
+    ) -> tuple[LoginAttempt, User]:
+        """Reserve a try of the login limit and check the password: InvalidCredentialsError
+        unless the account exists and the password is its own (the try stays counted)."""
+        attempt = await self.throttle.reserve(client_ip, email)
+        async with self.uow.read() as session:
+            user = await UserRepository(session).get_by_email(email)
+        # bcrypt is slow: no connection is held meanwhile.
+        hashed = user.hashed_password if user is not None else None
+        if not await verify_password(password, hashed, self.settings) or user is None:
+            raise InvalidCredentialsError
+        return attempt, user
+
+    async def staff_session_user(self, user_id: int, *, token_version: int) -> AuthUser | None:
+        """The staff member a signed admin session names, if they are still active staff
+        and have not changed their password since signing in (one query by primary key)."""
+        async with self.uow.read() as session:
+            user = await UserRepository(session).get_active_auth_user(
+                user_id, token_version=token_version
+            )
+        return user if user is not None and user.is_staff else None
 
     async def refresh_access(self, refresh_token: str) -> AccessToken:
         try:
@@ -116,4 +156,43 @@ class UserService:
                 await session.flush()
         except IntegrityError as exc:  # a concurrent update took the email meanwhile
             raise EmailTakenError from exc
+        return user
+
+    # -- member management (staff) ------------------------------------------------------
+
+    async def list_members(
+        self, filters: MemberFilters, page: PageParams
+    ) -> tuple[Sequence[User], int]:
+        async with self.uow.read() as session:
+            return await UserRepository(session).list(filters, page)
+
+    async def update_member(self, actor: AuthUser, user_id: int, data: MemberPatch) -> User:
+        """Change a user's access or names, as staff.
+
+        Nobody deactivates or demotes themselves, and the last active staff account keeps
+        its access. A change that takes access away first locks every active staff row (in
+        id order, see UserRepository.lock_active_staff): two staff members demoting each
+        other at once run one after the other, and the second is refused.
+        """
+        changes = data.model_dump(exclude_unset=True)
+        if data.removes_access and user_id == actor.id:
+            raise OwnAccessError
+        async with self.uow.write() as session:
+            users = UserRepository(session)
+            staff_ids: Sequence[int] = ()
+            if data.removes_access:
+                staff_ids = await users.lock_active_staff()
+            user = await users.get(user_id, for_update=True)
+            if user is None:
+                raise UserNotFoundError
+            if data.removes_access:
+                if user.id in staff_ids and len(staff_ids) == 1:
+                    raise LastStaffError
+                if actor.id not in staff_ids:  # demoted or deactivated meanwhile
+                    raise PermissionDeniedError("Only library staff may do this.")
+            if data.is_active is False and user.is_active:
+                user.token_version += 1  # its tokens end now, and stay ended if reactivated
+            for field, value in changes.items():
+                setattr(user, field, value)
+            await session.flush()
         return user

@@ -1,0 +1,85 @@
+"""Builds the admin and mounts it on the API application."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette_admin.contrib.sqla import Admin
+from starlette_admin.i18n import TimezoneConfig
+
+from library_service.admin.auth import (
+    SESSION_COOKIE,
+    SESSION_IDLE_SECONDS,
+    SameOriginMiddleware,
+    StaffAuthProvider,
+)
+from library_service.admin.desk import ADMIN_PATH, Desk
+from library_service.admin.views.books import BookView
+from library_service.admin.views.circulation import BorrowingView, PaymentView, loan_state
+from library_service.admin.views.members import MemberView
+from library_service.admin.views.messages import StaffMessageView
+from library_service.admin.views.start import StartView
+from library_service.core import clock
+from library_service.core.config import Settings
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class _ReadSessions(async_sessionmaker[AsyncSession]):
+    """starlette-admin's session per request, for its list and detail reads: a session on
+    the API's autocommit engine (as UnitOfWork.read() opens), which exists only once the
+    application's lifespan has started."""
+
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__(expire_on_commit=False)
+        self._app = app
+
+    def __call__(self, **local_kw: Any) -> AsyncSession:
+        return self._app.state.db.autocommit_sessionmaker(**local_kw)  # type: ignore[no-any-return]
+
+
+def install_admin(app: FastAPI, settings: Settings) -> None:
+    """Serve the admin at /admin, in the API's own process."""
+    # starlette-admin logs every page it renders at INFO; the API's access log has them.
+    logging.getLogger("starlette_admin").setLevel(logging.WARNING)
+    desk = Desk(app)
+    admin = Admin(
+        _ReadSessions(app),
+        title="Library desk",
+        base_url=ADMIN_PATH,
+        index_view=StartView(desk),
+        timezone_config=TimezoneConfig(default_timezone=settings.LIBRARY_TIMEZONE),
+        templates_dir=str(TEMPLATES),
+        auth_provider=StaffAuthProvider(desk),
+        secret_key=settings.SECRET_KEY,
+        middlewares=[
+            Middleware(SameOriginMiddleware),
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.SECRET_KEY,
+                session_cookie=SESSION_COOKIE,
+                max_age=SESSION_IDLE_SECONDS,
+                path=ADMIN_PATH,
+                same_site="lax",
+                https_only=settings.is_production,
+            ),
+        ],
+    )
+    for view in (
+        BookView(desk),
+        MemberView(desk),
+        BorrowingView(desk),
+        PaymentView(desk),
+        StaffMessageView(desk),
+    ):
+        admin.add_view(view)
+    admin.templates.env.globals["loan_state"] = lambda borrowing: loan_state(
+        borrowing, clock.today(settings.timezone)
+    )
+    admin.mount_to(app)

@@ -1,0 +1,112 @@
+"""Books: the catalogue, searched and sorted as the API does; changes through BookService."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_
+from starlette.requests import Request
+from starlette_admin import (
+    DecimalField,
+    EnumField,
+    IntegerField,
+    StringField,
+    TextAreaField,
+)
+from starlette_admin.exceptions import ActionFailed
+
+from library_service.admin.desk import Desk
+from library_service.admin.views.base import DeskView, contains, refused_form, validated
+from library_service.books.errors import IsbnTakenError
+from library_service.books.schemas import BookCreate, BookPatch
+from library_service.core.errors import AppError
+from library_service.models import Book, Cover
+
+INVENTORY_SHOWN = "_inventory_shown"  # the copies the edit form was opened with
+
+
+class BookView(DeskView):
+    key = "books"
+    menu_label = "Books"
+    display_name = "Book"
+    icon = "fa fa-book"
+    edit_template = "admin/book_edit.html"
+    fields = [
+        IntegerField("id", label="#", exclude_from_create=True, exclude_from_edit=True),
+        StringField("title", required=True, maxlength=255),
+        StringField("author", required=True, maxlength=255),
+        StringField(
+            "isbn",
+            label="ISBN",
+            maxlength=20,
+            help_text="ISBN-10 or ISBN-13; hyphens and spaces are fine.",
+        ),
+        EnumField(
+            "cover", choices=[(Cover.HARD.value, "Hardcover"), (Cover.SOFT.value, "Paperback")]
+        ),
+        IntegerField(
+            "inventory",
+            label="Copies on the shelf",
+            min=0,
+            help_text="Copies on loan are not counted here.",
+        ),
+        DecimalField("daily_fee", label="Daily fee (USD)", step="0.01"),
+        IntegerField("year", exclude_from_list=True),
+        TextAreaField("description", exclude_from_list=True),
+    ]
+    sortable_fields = ["id", "title", "author", "isbn", "inventory", "daily_fee"]
+    fields_default_sort = ["title"]
+
+    def __init__(self, desk: Desk) -> None:
+        super().__init__(desk, Book)
+
+    def get_search_query(self, request: Request, term: str) -> Any:
+        """Title, author or ISBN, as GET /api/books/?search= matches them."""
+        pattern = contains(term)
+        matches = [Book.title.ilike(pattern, escape="\\"), Book.author.ilike(pattern, escape="\\")]
+        digits = term.replace("-", "").replace(" ", "")
+        if digits:
+            matches.append(Book.isbn.ilike(contains(digits), escape="\\"))
+        return or_(*matches)
+
+    async def repr(self, obj: Any, request: Request) -> str:
+        return f"«{obj.title}»"
+
+    async def create(self, request: Request, data: dict[str, Any]) -> Any:
+        book = validated(BookCreate, data)
+        try:
+            return await self.desk.books().create_book(book)
+        except IsbnTakenError as exc:
+            raise refused_form(request, exc, field="isbn") from exc
+        except AppError as exc:
+            raise refused_form(request, exc) from exc
+
+    async def edit(self, request: Request, pk: Any, data: dict[str, Any]) -> Any:
+        changes = validated(BookCreate, data).model_dump()
+        # Copies come and go with every loan: only the number the librarian typed in is
+        # written, not the one the form was opened with.
+        shown = (await request.form()).get(INVENTORY_SHOWN)
+        if isinstance(shown, str) and shown.isdigit() and int(shown) == changes["inventory"]:
+            del changes["inventory"]
+        try:
+            return await self.desk.books().update_book(int(pk), BookPatch(**changes))
+        except IsbnTakenError as exc:
+            raise refused_form(request, exc, field="isbn") from exc
+        except AppError as exc:
+            raise refused_form(request, exc) from exc
+
+    async def delete(self, request: Request, pks: Sequence[Any]) -> int:
+        """Each book through BookService.delete_book: one on loan or with a history stays."""
+        books = self.desk.books()
+        deleted, refusals = 0, []
+        for pk in pks:
+            try:
+                await books.delete_book(int(pk))
+                deleted += 1
+            except AppError as exc:
+                refusals.append(f"#{pk}: {exc.message}")
+        if refusals:
+            done = f"{deleted} deleted. " if deleted else ""
+            raise ActionFailed(done + " ".join(refusals))
+        return deleted

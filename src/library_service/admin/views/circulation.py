@@ -1,0 +1,323 @@
+"""Borrowings and payments: read-only lists; a return and a new checkout link are actions
+that call BorrowingService.return_book and PaymentService.renew, as the API does. No amount,
+status, date or copy count of theirs is ever a form field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import joinedload
+from starlette.requests import Request
+from starlette_admin import (
+    DateField,
+    DateTimeField,
+    DecimalField,
+    EnumField,
+    HasOne,
+    IntegerField,
+    StringField,
+    URLField,
+    row_action,
+)
+from starlette_admin.contrib.sqla.filters import EqualFilter
+from starlette_admin.exceptions import ActionFailed
+from starlette_admin.filters import FilterApplyContext
+from starlette_admin.flash import flash
+from starlette_admin.types import RequestAction
+
+from library_service.admin.desk import Desk, signed_in_staff
+from library_service.admin.views.base import DATE, DATETIME, DeskView, contains
+from library_service.core import clock
+from library_service.core.errors import AppError
+from library_service.models import (
+    Book,
+    Borrowing,
+    Payment,
+    PaymentStatus,
+    PaymentType,
+    User,
+)
+
+MEMBER_PARAM = "member"  # ?member=<user id>: one member's borrowings or payments
+
+
+@dataclass(frozen=True, slots=True)
+class LoanState:
+    name: str  # ACTIVE, OVERDUE or RETURNED
+    days_late: int = 0
+
+
+def loan_state(borrowing: Any, today: date) -> LoanState:
+    """A borrowing (an ORM row or a list item) as the desk sees it today."""
+    if borrowing.actual_return_date is not None:
+        return LoanState("RETURNED")
+    late = (today - borrowing.expected_return_date).days
+    return LoanState("OVERDUE", late) if late > 0 else LoanState("ACTIVE")
+
+
+class LoanStateFilter(EqualFilter):
+    """?filter=state__eq=OVERDUE: on loan, overdue (due before today) or returned."""
+
+    def apply(self, ctx: FilterApplyContext) -> Any:
+        returned = Borrowing.actual_return_date.is_not(None)
+        if ctx.value == "RETURNED":
+            return returned
+        view: BorrowingView = ctx.view  # type: ignore[assignment]
+        today = clock.today(view.desk.settings.timezone)
+        due_passed = Borrowing.expected_return_date < today
+        if ctx.value == "OVERDUE":
+            return and_(~returned, due_passed)
+        return ~returned  # ACTIVE: every loan not yet returned, overdue ones included
+
+
+@dataclass
+class LoanStateField(EnumField):
+    """The loan's state as a badge (overdue ones in red, with their days late)."""
+
+    desk: Desk | None = None
+
+    async def parse_obj(self, request: Request, obj: Any) -> Any:
+        assert self.desk is not None
+        return loan_state(obj, clock.today(self.desk.settings.timezone))
+
+    async def serialize_value(self, request: Request, value: Any) -> Any:
+        return {"name": value.name, "days_late": value.days_late}
+
+
+def _member_scope(request: Request, statement: Select[Any], user_id_column: Any) -> Select[Any]:
+    member = request.query_params.get(MEMBER_PARAM, "")
+    if member.isdigit() and len(member) < 11:
+        return statement.where(user_id_column == int(member))
+    return statement
+
+
+class BorrowingView(DeskView):
+    key = "borrowings"
+    menu_label = "Borrowings"
+    display_name = "Borrowing"
+    icon = "fa fa-right-left"
+    list_template = "admin/list_with_tabs.html"
+    detail_template = "admin/borrowing_detail.html"
+    sortable_fields = ["id", "borrow_date", "expected_return_date", "actual_return_date"]
+    fields_default_sort = [("id", True)]
+    quick_filters = [
+        ("All", ""),
+        ("On loan", "state__eq=ACTIVE"),
+        ("Overdue", "state__eq=OVERDUE"),
+        ("Returned", "state__eq=RETURNED"),
+    ]
+
+    def __init__(self, desk: Desk) -> None:
+        self.fields = [
+            IntegerField("id", label="#"),
+            HasOne("user", key="members", label="Member"),
+            HasOne("book", key="books", label="Book"),
+            DateField("borrow_date", label="Borrowed", output_format=DATE),
+            DateField("expected_return_date", label="Due", output_format=DATE),
+            DateField(
+                "actual_return_date", label="Returned", output_format=DATE, exclude_from_list=True
+            ),
+            LoanStateField(
+                "state",
+                label="State",
+                choices=[("ACTIVE", "On loan"), ("OVERDUE", "Overdue"), ("RETURNED", "Returned")],
+                filters=[LoanStateFilter],
+                read_only=True,
+                orderable=False,
+                exclude_from_export=True,
+                list_template="admin/fields/loan_state.html",
+                detail_template="admin/fields/loan_state.html",
+                desk=desk,
+            ),
+        ]
+        super().__init__(desk, Borrowing)
+
+    def can_create(self, request: Request) -> bool:
+        return False
+
+    def can_edit(self, request: Request) -> bool:
+        return False
+
+    def can_delete(self, request: Request) -> bool:
+        return False
+
+    def get_list_query(self, request: Request) -> Any:
+        return _member_scope(request, select(Borrowing), Borrowing.user_id)
+
+    def get_count_query(self, request: Request) -> Any:
+        return _member_scope(request, super().get_count_query(request), Borrowing.user_id)
+
+    def get_search_query(self, request: Request, term: str) -> Any:
+        """The member's email or name, or the book's title."""
+        pattern = contains(term)
+        return or_(
+            Borrowing.user.has(
+                or_(
+                    User.email.ilike(pattern, escape="\\"),
+                    User.last_name.ilike(pattern, escape="\\"),
+                    User.first_name.ilike(pattern, escape="\\"),
+                )
+            ),
+            Borrowing.book.has(Book.title.ilike(pattern, escape="\\")),
+        )
+
+    async def find_by_pk(self, request: Request, pk: Any) -> Any:
+        borrowing = await super().find_by_pk(request, pk)
+        if borrowing is not None and request.state.action == RequestAction.DETAIL:
+            staff = signed_in_staff(request)
+            request.state.borrowing_payments = (
+                await self.desk.borrowings(request).get_borrowing(borrowing.id, staff)
+            ).payments
+        return borrowing
+
+    async def repr(self, obj: Any, request: Request) -> str:
+        return f"Borrowing #{obj.id}"
+
+    async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
+        if name == "return_book":
+            return obj.actual_return_date is None
+        return await super().is_row_action_allowed_for_obj(request, name, obj)
+
+    @row_action(
+        name="return_book",
+        text="Return",
+        confirmation=(
+            "Record the return of this book today? A late return adds a FINE with its "
+            "own checkout link."
+        ),
+        submit_btn_text="Record the return",
+        icon_class="fa fa-rotate-left",
+        action_btn_class="btn btn-outline-primary",
+    )
+    async def return_book(self, request: Request, pk: Any) -> None:
+        """POST /api/borrowings/{id}/return/, made by the signed-in staff member."""
+        try:
+            borrowing = await self.desk.borrowings(request).return_book(
+                int(pk), signed_in_staff(request)
+            )
+        except AppError as exc:
+            raise ActionFailed(exc.message) from exc
+        fines = [p for p in borrowing.payments if p.type == PaymentType.FINE.value]
+        if not fines:
+            flash(request, f"Borrowing #{borrowing.id} returned on time.", "success")
+            return
+        fine = fines[-1]
+        link = fine.session_url or "none yet: Stripe was unreachable, it follows shortly"
+        flash(
+            request,
+            f"Borrowing #{borrowing.id} returned late: FINE of ${fine.money_to_pay}, "
+            f"checkout link {link}",
+            "warning",
+        )
+
+
+class PaymentView(DeskView):
+    key = "payments"
+    menu_label = "Payments"
+    display_name = "Payment"
+    icon = "fa fa-credit-card"
+    list_template = "admin/list_with_tabs.html"
+    fields = [
+        IntegerField("id", label="#"),
+        HasOne("borrowing", key="borrowings", label="Borrowing"),
+        StringField(
+            "member",
+            label="Member",
+            read_only=True,
+            searchable=False,
+            orderable=False,
+            getter=lambda request, payment: payment.borrowing.user.email,
+        ),
+        EnumField("type", enum=PaymentType),
+        EnumField(
+            "status",
+            enum=PaymentStatus,
+            list_template="admin/fields/status.html",
+            detail_template="admin/fields/status.html",
+        ),
+        DecimalField(
+            "money_to_pay",
+            label="Amount",
+            list_template="admin/fields/money.html",
+            detail_template="admin/fields/money.html",
+        ),
+        URLField("session_url", label="Checkout link", exclude_from_list=True),
+        DateTimeField("created_at", label="Created", output_format=DATETIME),
+        DateTimeField("paid_at", label="Paid", exclude_from_list=True, output_format=DATETIME),
+    ]
+    sortable_fields = ["id", "type", "status", "money_to_pay", "created_at"]
+    fields_default_sort = [("id", True)]
+    quick_filters = [
+        ("All", ""),
+        ("Unpaid fines", "type__eq=FINE AND status__in=PENDING,EXPIRED"),
+        ("Expired", "status__eq=EXPIRED"),
+        ("Pending", "status__eq=PENDING"),
+        ("Paid", "status__eq=PAID"),
+    ]
+
+    def __init__(self, desk: Desk) -> None:
+        super().__init__(desk, Payment)
+
+    def can_create(self, request: Request) -> bool:
+        return False
+
+    def can_edit(self, request: Request) -> bool:
+        return False
+
+    def can_delete(self, request: Request) -> bool:
+        return False
+
+    def get_list_query(self, request: Request) -> Any:
+        statement = select(Payment).options(
+            joinedload(Payment.borrowing).joinedload(Borrowing.user)
+        )
+        if MEMBER_PARAM in request.query_params:
+            statement = statement.join(Payment.borrowing)
+        return _member_scope(request, statement, Borrowing.user_id)
+
+    def get_count_query(self, request: Request) -> Any:
+        statement = super().get_count_query(request)
+        if MEMBER_PARAM in request.query_params:
+            statement = statement.join(Borrowing, Borrowing.id == Payment.borrowing_id)
+        return _member_scope(request, statement, Borrowing.user_id)
+
+    def get_search_query(self, request: Request, term: str) -> Any:
+        """The member's email, or the Stripe session id."""
+        pattern = contains(term)
+        return or_(
+            Payment.borrowing.has(Borrowing.user.has(User.email.ilike(pattern, escape="\\"))),
+            Payment.session_id.ilike(pattern, escape="\\"),
+        )
+
+    async def repr(self, obj: Any, request: Request) -> str:
+        return f"{obj.type} #{obj.id}"
+
+    async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
+        if name == "new_checkout_link":
+            return obj.status == PaymentStatus.EXPIRED.value or (
+                obj.status == PaymentStatus.PENDING.value and obj.session_id is None
+            )
+        return await super().is_row_action_allowed_for_obj(request, name, obj)
+
+    @row_action(
+        name="new_checkout_link",
+        text="New checkout link",
+        confirmation="Open a new Stripe checkout session for this payment?",
+        submit_btn_text="Make the link",
+        icon_class="fa fa-link",
+        action_btn_class="btn btn-outline-primary",
+    )
+    async def new_checkout_link(self, request: Request, pk: Any) -> None:
+        """POST /api/payments/{id}/renew/, made by the signed-in staff member."""
+        try:
+            payment = await self.desk.payments(request).renew(int(pk), signed_in_staff(request))
+        except AppError as exc:
+            raise ActionFailed(exc.message) from exc
+        flash(
+            request,
+            f"Payment #{payment.id} is {payment.status}: checkout link {payment.session_url}",
+            "success",
+        )

@@ -1,0 +1,15 @@
+"""The staff messages' refusals, each with one code and one status."""
+
+from __future__ import annotations
+
+from library_service.core.errors import AppError, NotFoundError
+
+
+class NotificationNotFoundError(NotFoundError):
+    code = "notification_not_found"
+    message = "There is no staff message with this id."
+
+
+class NotificationNotFailedError(AppError):
+    code = "notification_not_failed"
+    message = "Only a FAILED message can be sent again; this one is pending or already sent."
