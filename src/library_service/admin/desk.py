@@ -14,6 +14,7 @@ from library_service.borrowings.service import BorrowingService
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.ratelimit import LoginThrottle
+from library_service.holds.service import HoldService
 from library_service.notifications.service import StaffMessageService
 from library_service.payments.checkout import CheckoutSaga, CheckoutUrls
 from library_service.payments.service import PaymentService
@@ -52,6 +53,9 @@ class Desk:
 
     def borrowings(self, request: Request) -> BorrowingService:
         return BorrowingService(self.uow(), settings=self.settings, checkout=self.checkout(request))
+
+    def holds(self) -> HoldService:
+        return HoldService(self.uow(), settings=self.settings)
 
     def payments(self, request: Request) -> PaymentService:
         return PaymentService(self.uow(), settings=self.settings, checkout=self.checkout(request))

@@ -22,6 +22,7 @@ from library_service.admin.auth import (
 from library_service.admin.desk import ADMIN_PATH, Desk
 from library_service.admin.views.books import BookView
 from library_service.admin.views.circulation import BorrowingView, PaymentView, loan_state
+from library_service.admin.views.holds import HoldView
 from library_service.admin.views.members import MemberView
 from library_service.admin.views.messages import StaffMessageView
 from library_service.admin.views.start import StartView
@@ -75,6 +76,7 @@ def install_admin(app: FastAPI, settings: Settings) -> None:
         BookView(desk),
         MemberView(desk),
         BorrowingView(desk),
+        HoldView(desk),
         PaymentView(desk),
         StaffMessageView(desk),
     ):

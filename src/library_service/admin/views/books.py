@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import or_
 from starlette.requests import Request
 from starlette_admin import (
+    BooleanField,
     DecimalField,
     EnumField,
     IntegerField,
@@ -54,8 +55,16 @@ class BookView(DeskView):
         DecimalField("daily_fee", label="Daily fee (USD)", step="0.01"),
         IntegerField("year", exclude_from_list=True),
         TextAreaField("description", exclude_from_list=True),
+        BooleanField(
+            "withdrawn",
+            label="Withdrawn",
+            help_text=(
+                "Out of circulation: not lent or held, left out of the catalogue; its open "
+                "holds are cancelled. Untick to reinstate the book."
+            ),
+        ),
     ]
-    sortable_fields = ["id", "title", "author", "isbn", "inventory", "daily_fee"]
+    sortable_fields = ["id", "title", "author", "isbn", "inventory", "daily_fee", "withdrawn"]
     fields_default_sort = ["title"]
 
     def __init__(self, desk: Desk) -> None:
