@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from library_service.core import clock
-from library_service.models import Notification
+from library_service.models import Hold, HoldStatus, Notification
 from library_service.notifications.tasks import send_overdue_report
 from library_service.worker import worker_settings
 
@@ -60,13 +60,38 @@ async def test_overdue_report_lists_late_and_due_tomorrow(ctx, factory, db, sett
 
     # 09:30 in Berlin on 10 March (08:30 UTC).
     with clock.frozen(datetime(2026, 3, 10, 8, 30, tzinfo=UTC)):
-        assert await send_overdue_report(ctx) == "3 borrowing(s)"
+        assert await send_overdue_report(ctx) == "3 borrowing(s), 0 hold(s)"
     texts = await report_texts(db)
     assert len(texts) == 3
     assert "Overdue by 3 days" in texts[0] and "late@example.com" in texts[0]
     assert "War and Peace" in texts[0]
     assert "Due today" in texts[1] and "today@example.com" in texts[1]
     assert "Due tomorrow" in texts[2] and "tomorrow@example.com" in texts[2]
+
+
+async def test_report_lists_the_copies_put_aside_for_holds(ctx, factory, db):
+    today = date(2026, 3, 10)
+    book = await factory.book(title="Dune", inventory=0)
+    for email, status, ready_until in [
+        ("last-day@example.com", HoldStatus.READY, today),
+        ("later@example.com", HoldStatus.READY, date(2026, 3, 12)),
+        ("waiting@example.com", HoldStatus.WAITING, None),
+        ("lapsed@example.com", HoldStatus.READY, date(2026, 3, 9)),  # the expiry job's
+    ]:
+        member = await factory.member(email=email)
+        async with db.sessionmaker() as session, session.begin():
+            session.add(
+                Hold(book_id=book.id, user_id=member.id, status=status, ready_until=ready_until)
+            )
+
+    with clock.frozen(datetime(2026, 3, 10, 9, 30, tzinfo=UTC)):
+        assert await send_overdue_report(ctx) == "0 borrowing(s), 2 hold(s)"
+    assert await report_texts(db) == [
+        "No borrowings overdue today!",
+        "📦 Copies put aside for holds:\n"
+        "• «Dune» for last-day@example.com until 2026-03-10 (last day)\n"
+        "• «Dune» for later@example.com until 2026-03-12",
+    ]
 
 
 async def test_overdue_report_with_none_due(ctx, db):

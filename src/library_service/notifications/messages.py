@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
 from library_service.core.money import to_cents
 from library_service.models import Book, Borrowing, Hold
+from library_service.notifications.repository import CopyPutAside, DueBorrowing
 
 
 def usd(amount: Decimal) -> str:
@@ -63,16 +65,8 @@ def payment_received(
     )
 
 
-def overdue_borrowing(
-    *,
-    borrowing_id: int,
-    email: str,
-    title: str,
-    author: str,
-    expected_return_date: date,
-    today: date,
-) -> str:
-    late = (today - expected_return_date).days
+def overdue_borrowing(due: DueBorrowing, *, today: date) -> str:
+    late = (today - due.expected_return_date).days
     if late > 0:
         status = f"⏰ Overdue by {_days(late)}"
     elif late == 0:
@@ -80,13 +74,22 @@ def overdue_borrowing(
     else:
         status = "🔔 Due tomorrow"
     return (
-        f"{status}: borrowing #{borrowing_id}\n"
-        f"{_book(title, author)}\n"
-        f"Member: {email}, due {expected_return_date:%Y-%m-%d}"
+        f"{status}: borrowing #{due.id}\n"
+        f"{_book(due.title, due.author)}\n"
+        f"Member: {due.email}, due {due.expected_return_date:%Y-%m-%d}"
     )
 
 
 NO_OVERDUE = "No borrowings overdue today!"
+
+
+def holds_put_aside(copies: Sequence[CopyPutAside], *, today: date) -> str:
+    lines = [
+        f"• «{copy.title}» for {copy.email} until {copy.ready_until:%Y-%m-%d}"
+        + (" (last day)" if copy.ready_until == today else "")
+        for copy in copies
+    ]
+    return "📦 Copies put aside for holds:\n" + "\n".join(lines)
 
 
 def borrowing_extended(

@@ -132,7 +132,8 @@ async def relay_notifications(ctx: dict[str, Any]) -> int:
 
 
 async def send_overdue_report(ctx: dict[str, Any]) -> str:
-    """One message per active borrowing due tomorrow or earlier; once per library day."""
+    """Once per library day: one message per active borrowing due tomorrow or earlier, and
+    one listing the copies to keep put aside for holds (those whose last day is today first)."""
     settings = ctx["settings"]
     today = clock.today(settings.timezone)
     if clock.now().astimezone(settings.timezone).time() < settings.OVERDUE_REPORT_TIME:
@@ -144,19 +145,12 @@ async def send_overdue_report(ctx: dict[str, Any]) -> str:
         notifications = NotificationService(session)
         due = await repository.borrowings_due_by(today + timedelta(days=1))
         for row in due:
-            await notifications.record(
-                "overdue",
-                messages.overdue_borrowing(
-                    borrowing_id=row.id,
-                    email=row.email,
-                    title=row.title,
-                    author=row.author,
-                    expected_return_date=row.expected_return_date,
-                    today=today,
-                ),
-            )
+            await notifications.record("overdue", messages.overdue_borrowing(row, today=today))
         if not due:
             await notifications.record("overdue", messages.NO_OVERDUE)
+        put_aside = await repository.holds_put_aside(from_day=today)
+        if put_aside:
+            await notifications.record("holds", messages.holds_put_aside(put_aside, today=today))
         await repository.finish_overdue_report(today, len(due))
-    logger.info("overdue report for %s: %d borrowing(s)", today, len(due))
-    return f"{len(due)} borrowing(s)"
+    logger.info("report for %s: %d borrowing(s), %d hold(s)", today, len(due), len(put_aside))
+    return f"{len(due)} borrowing(s), {len(put_aside)} hold(s)"
