@@ -198,10 +198,20 @@ def run(
             host=host,
             port=port,
             workers=workers,
-            proxy_headers=True,
-            log_config=None,  # keep the service's logging configuration
-            timeout_graceful_shutdown=20,
+            **server_options(settings),
         )
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the API, whoever starts it."""
+    return {
+        # X-Forwarded-* only from the proxies named: uvicorn's own default believes any
+        # client on loopback, which could then claim any address to the login limit.
+        "proxy_headers": bool(settings.FORWARDED_ALLOW_IPS),
+        "forwarded_allow_ips": settings.FORWARDED_ALLOW_IPS or None,
+        "log_config": None,  # keep the service's logging configuration
+        "timeout_graceful_shutdown": 20,
+    }
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -4,13 +4,19 @@ ends every token issued before it."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 import pytest
+import uvicorn
 
+from library_service.cli import server_options
+from library_service.dev.embedded import free_port
+from library_service.main import create_app
 from library_service.users import service as user_service
 
 LIMIT = 5
@@ -162,3 +168,50 @@ async def test_changing_only_the_name_keeps_the_tokens(client, factory):
         await client.patch("/api/users/me/", json={"first_name": "Ann"}, headers=bearer)
     ).status_code == 200
     assert (await client.get("/api/users/me/", headers=bearer)).status_code == 200
+
+
+# -- who the client is, behind a proxy or not ----------------------------------------------
+
+
+@contextmanager
+def served(settings) -> Iterator[str]:
+    """The API served by uvicorn with the options `library-service run` gives it."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, configure_logs=False),
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        **{**server_options(settings), "log_config": None},
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@pytest.mark.parametrize(("trusted", "spoofable"), [("", False), ("127.0.0.1", True)])
+async def test_forwarded_addresses_count_only_from_the_proxies_named(
+    settings, limited, stripe_mock, trusted, spoofable
+):
+    """From loopback, X-Forwarded-For names the client only when FORWARDED_ALLOW_IPS says
+    loopback is a proxy; otherwise claiming a new address each time gets a guesser nothing."""
+    stripe_mock.route(host="127.0.0.1").pass_through()
+    with served(settings.model_copy(update={"FORWARDED_ALLOW_IPS": trusted})) as url:
+        async with httpx.AsyncClient(base_url=url) as guesser:
+            answers = [
+                await guesser.post(
+                    "/api/users/token/",
+                    json={"email": f"nobody{n}@example.com", "password": "guess"},
+                    headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                )
+                for n in range(LIMIT + 1)
+            ]
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [401] * (LIMIT + 1) if spoofable else [401] * LIMIT + [429]

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     WORKER_HEARTBEAT_SECONDS: float = Field(default=10, gt=0)
     WORKER_RETRY_MAX_SECONDS: float = Field(default=5, gt=0)
 
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated, "*" for any);
+    # empty: none, so no client can claim another address.
+    FORWARDED_ALLOW_IPS: str = ""
     # Comma-separated list of origins allowed to call the API from a browser.
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
