@@ -212,3 +212,41 @@ async def test_an_unexpected_error_answers_json_500_with_the_request_id(
     }
     assert response.headers["x-request-id"] == "trace-me"
     assert (await client.get("/health")).status_code == 200
+
+
+def test_after_an_unexpected_error_the_connection_serves_the_next_request(settings, monkeypatch):
+    """Over a real keep-alive connection: the 500 is JSON, and the same socket answers the
+    next request (a server-side traceback would close it)."""
+    import http.client
+    import json
+
+    from library_service.books.service import BookService
+    from library_service.dev.embedded import free_port
+    from library_service.dev.local import serve_in_thread
+    from library_service.main import create_app
+
+    async def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(BookService, "list_books", broken)
+    port = free_port()
+    stop = serve_in_thread(
+        create_app(settings, configure_logs=False), port, name="bug", lifespan="on"
+    )
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/api/books/")
+        failed = connection.getresponse()
+        body = json.loads(failed.read())
+        assert failed.status == 500
+        assert body["code"] == "internal_error"
+        assert body["request_id"] == failed.getheader("x-request-id")
+        socket_before = connection.sock
+        connection.request("GET", "/health")
+        healthy = connection.getresponse()
+        assert healthy.status == 200
+        assert json.loads(healthy.read()) == {"status": "ok"}
+        assert connection.sock is socket_before  # the same connection
+        connection.close()
+    finally:
+        stop()

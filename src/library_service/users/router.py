@@ -3,8 +3,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from starlette.routing import Match
-from starlette.types import Scope
 
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep, get_queue
 from library_service.core.errors import error_responses
@@ -96,22 +94,12 @@ async def update_profile(data: UserPatch, user: CurrentUser, service: UserServic
 # -- member management (staff) -------------------------------------------------------------
 
 
-class MemberRoute(StrictJSONRoute):
-    """`/api/users/{user_id}/` matches numeric ids only, as Django's `<int:pk>` would: `me/`
-    and `token/` stay their own routes (a GET of `token/` answers 405, not 422)."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        user_id = child_scope.get("path_params", {}).get("user_id")
-        if match is not Match.NONE and user_id is not None and not str(user_id).isdigit():
-            return Match.NONE, {}
-        return match, child_scope
+# Staff manage the accounts. `{user_id:int}` matches numeric ids only, so `me/` and `token/`
+# stay routes of their own (a GET of `token/` answers 405, not 422).
+members = APIRouter(route_class=StrictJSONRoute)
 
 
-members = APIRouter(route_class=MemberRoute, responses=error_responses(403, 404))
-
-
-@members.get("/")
+@members.get("/", operation_id="users_list", responses=error_responses(401, 403))
 async def list_members(
     request: Request,
     _: StaffUser,
@@ -129,13 +117,17 @@ async def list_members(
     return make_page(request, page, count, [MemberRead.model_validate(u) for u in users])
 
 
-@members.get("/{user_id}/")
+@members.get("/{user_id:int}/", operation_id="users_read", responses=error_responses(401, 403, 404))
 async def read_member(user_id: IdPath, _: StaffUser, service: UserServiceDep) -> MemberRead:
     """One user account (staff)."""
     return MemberRead.model_validate(await service.get_profile(user_id))
 
 
-@members.patch("/{user_id}/")
+@members.patch(
+    "/{user_id:int}/",
+    operation_id="users_update",
+    responses=error_responses(400, 401, 403, 404, 413),
+)
 async def update_member(
     user_id: IdPath, data: MemberPatch, staff: StaffUser, service: UserServiceDep
 ) -> MemberRead:
