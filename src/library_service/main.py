@@ -19,6 +19,7 @@ from library_service.core.config import Settings, get_settings
 from library_service.core.db import Database
 from library_service.core.docs import install_docs
 from library_service.core.errors import install_error_handlers
+from library_service.core.idempotency import install_idempotency
 from library_service.core.logging import configure_logging
 from library_service.core.middleware import ServiceMiddleware
 from library_service.core.queue import connect_queue
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(payments_router)
     _add_service_routes(app)
     install_docs(app)
+    install_idempotency(app)
 
     if settings.CORS_ORIGINS:
         app.add_middleware(

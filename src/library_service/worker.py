@@ -10,6 +10,7 @@ from typing import Any
 
 from arq import cron, func
 
+from library_service.core import idempotency
 from library_service.core.config import Settings
 from library_service.core.db import Database
 from library_service.core.queue import redis_settings
@@ -90,6 +91,13 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
                 minute=report_at.minute,
                 second=report_at.second,
                 run_at_startup=True,
+                unique=True,
+            ),
+            cron(
+                idempotency.purge_expired_keys,
+                name=idempotency.PURGE_EXPIRED,
+                minute=50,
+                second=50,
                 unique=True,
             ),
         ],

@@ -14,6 +14,7 @@ from library_service.borrowings.schemas import (
 from library_service.borrowings.service import BorrowingService
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
+from library_service.core.idempotency import IDEMPOTENT_RESPONSES, Idempotent
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import IdPath, UserIdFilter
 from library_service.core.routing import StrictJSONRoute
@@ -53,7 +54,12 @@ async def list_borrowings(
     return make_page(request, page, count, [BorrowingRead.model_validate(i) for i in items])
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Idempotent],
+    responses=IDEMPOTENT_RESPONSES,
+)
 async def create_borrowing(
     data: BorrowingCreate, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:
@@ -69,7 +75,7 @@ async def read_borrowing(
     return BorrowingDetail.model_validate(await service.get_borrowing(borrowing_id, user))
 
 
-@router.post("/{borrowing_id}/extend/")
+@router.post("/{borrowing_id}/extend/", dependencies=[Idempotent], responses=IDEMPOTENT_RESPONSES)
 async def extend_borrowing(
     borrowing_id: IdPath, data: BorrowingExtend, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:
@@ -77,7 +83,7 @@ async def extend_borrowing(
     return BorrowingDetail.model_validate(await service.extend(borrowing_id, user, data))
 
 
-@router.post("/{borrowing_id}/return/")
+@router.post("/{borrowing_id}/return/", dependencies=[Idempotent], responses=IDEMPOTENT_RESPONSES)
 async def return_borrowing(
     borrowing_id: IdPath, user: CurrentUser, service: BorrowingServiceDep
 ) -> BorrowingDetail:

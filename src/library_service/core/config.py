@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     LOG_JSON: bool | None = None  # default: JSON logs in production only
 
+    # A retried write with the same Idempotency-Key answers its first answer for this long.
+    IDEMPOTENCY_KEY_HOURS: int = Field(default=24, ge=1)
+    # How long a retry waits for the first request with its key to finish (then 409).
+    IDEMPOTENCY_WAIT_SECONDS: float = Field(default=10, ge=0)
+
     @field_validator("CORS_ORIGINS", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

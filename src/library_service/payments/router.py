@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from library_service.core.errors import error_responses
+from library_service.core.idempotency import IDEMPOTENT_RESPONSES, Idempotent
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath, UserIdFilter
 from library_service.core.routing import StrictJSONRoute
@@ -89,7 +90,7 @@ async def read_payment(
     return PaymentRead.model_validate(await service.get_payment(payment_id, user))
 
 
-@router.post("/{payment_id}/renew/")
+@router.post("/{payment_id}/renew/", dependencies=[Idempotent], responses=IDEMPOTENT_RESPONSES)
 async def renew_payment(
     payment_id: IdPath, user: CurrentUser, service: PaymentServiceDep
 ) -> PaymentRead:
