@@ -13,6 +13,7 @@ from arq import cron, func
 from library_service.core import idempotency
 from library_service.core.config import Settings
 from library_service.core.db import Database
+from library_service.core.metrics import count_jobs
 from library_service.core.queue import redis_settings
 from library_service.holds import jobs as hold_jobs
 from library_service.holds.tasks import expire_uncollected_holds
@@ -60,7 +61,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`: functions, cron jobs, connections."""
     report_at = settings.OVERDUE_REPORT_TIME
-    return {
+    arq_settings = {
         "functions": FUNCTIONS,
         "cron_jobs": [
             cron(relay_notifications, name=notification_jobs.RELAY, second=30, unique=True),
@@ -111,3 +112,4 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         # Graceful shutdown: on SIGTERM stop taking jobs, let running ones finish (30 s).
         "job_completion_wait": 30,
     }
+    return count_jobs(arq_settings)  # each job counts its runs and failures for /metrics
