@@ -486,3 +486,47 @@ async def test_keys_are_stored_with_their_answer(client, factory, db):
     assert row.expires_at == T0 + timedelta(hours=24)
     assert ["content-type", "application/json"] in row.response_headers
     assert await scalar(db, text("SELECT count(*) FROM idempotency_keys")) == 1
+
+
+# -- cost ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement asyncpg sends (simple queries and prepared-statement executions)."""
+    import asyncpg
+    import asyncpg.prepared_stmt
+
+    sent: list[str] = []
+    execute = asyncpg.connection.Connection.execute
+    fetch = asyncpg.prepared_stmt.PreparedStatement.fetch
+
+    async def logged_execute(self, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(query)
+        return await execute(self, query, *args, **kwargs)
+
+    async def logged_fetch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(self.get_query())
+        return await fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", logged_execute)
+    monkeypatch.setattr(asyncpg.prepared_stmt.PreparedStatement, "fetch", logged_fetch)
+    return sent
+
+
+async def test_the_header_costs_three_statements_and_its_absence_none(client, factory, statements):
+    member = await factory.user()
+    book = await factory.book()
+    with at():
+        statements.clear()
+        assert (await borrow(client, factory, member, book, key=None)).status_code == 201
+        without = list(statements)
+        statements.clear()
+        assert (await borrow(client, factory, member, book)).status_code == 201
+        with_key = list(statements)
+    assert not any("idempotency_keys" in sql for sql in without)
+    on_keys = [sql.split()[0] for sql in with_key if "idempotency_keys" in sql]
+    assert on_keys == ["INSERT", "UPDATE", "UPDATE"]  # claim; mark, in the commit; answer
+    assert len(with_key) == len(without) + 3
+    commit = next(i for i, sql in enumerate(with_key) if sql.startswith("COMMIT"))
+    assert "idempotency_keys" in with_key[commit - 1]  # marked in the borrowing's transaction
