@@ -186,11 +186,16 @@ async def test_a_metrics_token_is_asked_for_when_set(client, settings, monkeypat
     assert await scrape(client, Authorization="Bearer scrape-me")
 
 
+def paths_of(settings: Settings) -> set[str]:
+    return {
+        getattr(route, "path", "") for route in create_app(settings, configure_logs=False).routes
+    }
+
+
 def test_metrics_are_off_in_production_unless_asked_for_with_a_token():
     production = Settings(_env_file=None, **PRODUCTION)  # type: ignore[arg-type]
     assert not production.metrics_enabled
-    paths = {getattr(route, "path", "") for route in create_app(production).routes}
-    assert "/metrics" not in paths
+    assert "/metrics" not in paths_of(production)
     with pytest.raises(ValidationError, match="METRICS_TOKEN"):
         Settings(_env_file=None, **PRODUCTION, METRICS_ENABLED=True)  # type: ignore[arg-type]
     enabled = Settings(
@@ -199,7 +204,7 @@ def test_metrics_are_off_in_production_unless_asked_for_with_a_token():
         METRICS_ENABLED=True,
         METRICS_TOKEN="t" * 32,
     )
-    assert "/metrics" in {getattr(route, "path", "") for route in create_app(enabled).routes}
+    assert "/metrics" in paths_of(enabled)
 
 
 def test_metrics_are_on_in_development():
