@@ -4,6 +4,7 @@ suite's shared one would hurt the other tests)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,15 @@ class RestartablePostgres:
             pgdata=self.server.pgdata,
             user=self.server.system_user,
         )
+
+    def await_stopped(self, timeout: float = 30) -> None:
+        """Until the server is down (a smart shutdown ends when its last session does)."""
+        pid_file = Path(self.server.pgdata) / "postmaster.pid"
+        deadline = time.monotonic() + timeout
+        while pid_file.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"PostgreSQL in {self.folder} did not stop")
+            time.sleep(0.05)
 
     def start(self) -> None:
         self.server.ensure_postgres_running()

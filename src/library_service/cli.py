@@ -173,6 +173,7 @@ def run(
     """
     import uvicorn
 
+    from library_service.core import metrics
     from library_service.core.logging import configure_logging
     from library_service.dev import local
 
@@ -192,6 +193,8 @@ def run(
             local.print_banner(settings, host=host, port=port, demo_accounts=demo)
         if with_worker:
             local.start_worker_thread(stack, settings)
+        if settings.metrics_enabled:
+            stack.enter_context(metrics.shared_across_processes(workers))
         uvicorn.run(
             "library_service.main:create_app",
             factory=True,

@@ -20,7 +20,9 @@ from library_service.core.config import Settings, get_settings
 from library_service.core.db import Database
 from library_service.core.docs import install_docs
 from library_service.core.errors import install_error_handlers
+from library_service.core.idempotency import install_idempotency
 from library_service.core.logging import configure_logging
+from library_service.core.metrics import install_metrics, watch_pool
 from library_service.core.middleware import ServiceMiddleware
 from library_service.core.openapi import install_dated_examples
 from library_service.core.queue import connect_queue, worker_state
@@ -53,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "(which starts an embedded database) or set DATABASE_URL."
         )
     app.state.db = Database.connect(settings.DATABASE_URL, settings)
+    unwatch_pool = watch_pool(app.state.db) if settings.metrics_enabled else None
     app.state.queue = connect_queue(settings.REDIS_URL) if settings.REDIS_URL else None
     app.state.stripe = StripeGateway(settings)
     # Everything allocated so far lives as long as the process: keep it out of GC passes,
@@ -67,6 +70,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.stripe.close()
         if app.state.queue is not None:
             await app.state.queue.aclose()
+        if unwatch_pool is not None:
+            unwatch_pool()
         await app.state.db.dispose()
 
 
@@ -96,6 +101,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     install_dated_examples(app, settings)
     install_docs(app)
     install_admin(app, settings)  # the staff admin at /admin
+    install_idempotency(app)
+    if settings.metrics_enabled:
+        install_metrics(app)
 
     if settings.CORS_ORIGINS:
         app.add_middleware(

@@ -14,8 +14,10 @@ from typing import Any
 from arq import Retry, cron, func
 from arq.typing import WorkerCoroutine
 
+from library_service.core import idempotency
 from library_service.core.config import Settings
 from library_service.core.db import Database
+from library_service.core.metrics import count_jobs
 from library_service.core.outages import Outage, is_database_unavailable, retry_delay
 from library_service.core.queue import redis_settings
 from library_service.holds import jobs as hold_jobs
@@ -151,12 +153,19 @@ def _cron_jobs(settings: Settings) -> list[Any]:
             run_at_startup=True,
             unique=True,
         ),
+        cron(
+            _cron(idempotency.purge_expired_keys),
+            name=idempotency.PURGE_EXPIRED,
+            minute=50,
+            second=50,
+            unique=True,
+        ),
     ]
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
     """What every arq Worker of this service runs: functions, cron jobs, limits."""
-    return {
+    options = {
         "functions": FUNCTIONS,
         "cron_jobs": _cron_jobs(settings),
         "timezone": settings.timezone,
@@ -164,6 +173,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "max_jobs": 10,
         "job_completion_wait": JOB_COMPLETION_WAIT_SECONDS,
     }
+    return count_jobs(options)  # each job counts its runs and failures for /metrics
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:

@@ -143,6 +143,6 @@ async def test_a_postgres_shutting_down_answers_503(settings, outage_postgres, s
         assert response.json()["code"] == "database_unavailable"
         assert "Retry-After" in response.headers
     finally:
-        await holder.close()
-        outage_postgres.stop()  # the smart shutdown ends with its last session
+        await holder.close()  # the smart shutdown ends with its last session
+        outage_postgres.await_stopped()
         outage_postgres.start()

@@ -14,6 +14,7 @@ from library_service.borrowings.schemas import (
 from library_service.borrowings.service import BorrowingService
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
+from library_service.core.idempotency import IDEMPOTENT_RESPONSES, Idempotent
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import IdPath, UserIdFilter
 from library_service.core.routing import StrictJSONRoute
@@ -56,7 +57,8 @@ async def list_borrowings(
     "/",
     status_code=status.HTTP_201_CREATED,
     operation_id="borrowings_create",
-    responses=error_responses(400, 401, 404, 409, 413),
+    dependencies=[Idempotent],
+    responses={**error_responses(400, 401, 404, 409, 413), **IDEMPOTENT_RESPONSES},
 )
 async def create_borrowing(
     data: BorrowingCreate, user: CurrentUser, service: BorrowingServiceDep
@@ -76,7 +78,8 @@ async def read_borrowing(
 @router.post(
     "/{borrowing_id}/extend/",
     operation_id="borrowings_extend",
-    responses=error_responses(400, 401, 404, 409, 413),
+    dependencies=[Idempotent],
+    responses={**error_responses(400, 401, 404, 409, 413), **IDEMPOTENT_RESPONSES},
 )
 async def extend_borrowing(
     borrowing_id: IdPath, data: BorrowingExtend, user: CurrentUser, service: BorrowingServiceDep
@@ -88,7 +91,8 @@ async def extend_borrowing(
 @router.post(
     "/{borrowing_id}/return/",
     operation_id="borrowings_return",
-    responses=error_responses(400, 401, 404),
+    dependencies=[Idempotent],
+    responses={**error_responses(400, 401, 404, 409), **IDEMPOTENT_RESPONSES},
 )
 async def return_borrowing(
     borrowing_id: IdPath, user: CurrentUser, service: BorrowingServiceDep

@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     LOG_JSON: bool | None = None  # default: JSON logs in production only
 
+    # A retried write with the same Idempotency-Key answers its first answer for this long.
+    IDEMPOTENCY_KEY_HOURS: int = Field(default=24, ge=1)
+    # How long a retry waits for the first request with its key to finish (then 409).
+    IDEMPOTENCY_WAIT_SECONDS: float = Field(default=10, ge=0)
+
+    # GET /metrics for Prometheus. Default: on, except in production, where it needs a token.
+    METRICS_ENABLED: bool | None = None
+    # When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`.
+    METRICS_TOKEN: str = ""
+
     @field_validator("CORS_ORIGINS", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -141,6 +151,8 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ValueError(f"production needs {', '.join(missing)}")
+        if self.METRICS_ENABLED and not self.METRICS_TOKEN:
+            raise ValueError("METRICS_ENABLED in production needs a METRICS_TOKEN")
         return self
 
     @property
@@ -154,6 +166,10 @@ class Settings(BaseSettings):
     @property
     def stripe_api_key(self) -> str:
         return self.STRIPE_SECRET_KEY or SANDBOX_STRIPE_KEY
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return not self.is_production if self.METRICS_ENABLED is None else self.METRICS_ENABLED
 
     @property
     def json_logs(self) -> bool:

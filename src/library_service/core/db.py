@@ -21,7 +21,7 @@ about 110 µs of CPU here, against about 250 µs for the whole of a simple selec
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -113,6 +113,9 @@ class UnitOfWork:
     def __init__(self, db: Database, queue: ArqRedis | None = None) -> None:
         self.db = db
         self.queue = queue
+        # Run by every write phase just before it commits, in its transaction (an
+        # Idempotency-Key is marked used together with the effects of its request).
+        self.before_commit: list[Callable[[AsyncSession], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -127,6 +130,8 @@ class UnitOfWork:
         async with self.db.sessionmaker() as session:
             try:
                 yield session
+                for hook in self.before_commit:
+                    await hook(session)
                 await session.commit()
             except BaseException:
                 await session.rollback()

@@ -4,6 +4,7 @@ from library_service.models.base import Base
 from library_service.models.book import Book, Cover
 from library_service.models.borrowing import Borrowing
 from library_service.models.hold import OPEN_HOLD_STATUSES, Hold, HoldStatus
+from library_service.models.idempotency_key import IdempotencyKey
 from library_service.models.notification import Notification, NotificationStatus, OverdueReport
 from library_service.models.payment import Payment, PaymentStatus, PaymentType
 from library_service.models.stripe_event import StripeEvent
@@ -17,6 +18,7 @@ __all__ = [
     "Cover",
     "Hold",
     "HoldStatus",
+    "IdempotencyKey",
     "Notification",
     "NotificationStatus",
     "OverdueReport",

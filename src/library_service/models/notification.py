@@ -37,6 +37,8 @@ class Notification(Base):
             "next_attempt_at",
             postgresql_where="status = 'PENDING'",
         ),
+        # /metrics counts the FAILED messages on every scrape.
+        Index("ix_notifications_failed_id", "id", postgresql_where="status = 'FAILED'"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from library_service.core.dependencies import SettingsDep
 from library_service.core.errors import error_responses
+from library_service.core.idempotency import IDEMPOTENT_RESPONSES, Idempotent
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath, UserIdFilter
 from library_service.core.routing import StrictJSONRoute
@@ -124,7 +125,8 @@ async def read_payment(
 @router.post(
     "/{payment_id}/renew/",
     operation_id="payments_renew",
-    responses=error_responses(400, 401, 404),
+    dependencies=[Idempotent],
+    responses={**error_responses(400, 401, 404, 409), **IDEMPOTENT_RESPONSES},
 )
 async def renew_payment(
     payment_id: IdPath, user: CurrentUser, service: PaymentServiceDep
