@@ -88,7 +88,7 @@ async def test_only_staff_withdraw_books(client, factory, db, role, status, code
 
 
 async def test_a_withdrawn_book_is_neither_lent_nor_held(
-    client, factory, db, sandbox, staff, frozen_today
+    client, factory, db, sandbox, frozen_today, staff
 ):
     member = await factory.member()
     book = await factory.book(inventory=2)
@@ -124,7 +124,7 @@ async def test_the_catalogue_leaves_withdrawn_books_out(client, factory, staff):
 
 
 async def test_reinstating_puts_the_book_back_in_circulation(
-    client, factory, db, staff, frozen_today
+    client, factory, db, frozen_today, staff
 ):
     member = await factory.member()
     book = await factory.book(inventory=1, title="Emma")
@@ -170,7 +170,7 @@ async def test_staff_adding_copies_of_a_withdrawn_book_put_them_on_the_shelf(
 
 
 async def test_withdrawing_cancels_the_open_holds_with_a_message_each(
-    client, factory, db, staff, frozen_today
+    client, factory, db, frozen_today, staff
 ):
     ready_member = await factory.member(email="ready@example.com")
     waiting_members = [await factory.member(email=f"w{i}@example.com") for i in range(2)]
@@ -211,7 +211,7 @@ async def test_withdrawing_cancels_the_open_holds_with_a_message_each(
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 async def test_a_copy_put_aside_goes_back_on_the_shelf_whatever_inventory_staff_send(
-    client, factory, db, staff, frozen_today, method
+    client, factory, db, frozen_today, staff, method
 ):
     """Staff send the shelf count they see (0) with the flag: the copy put aside for the
     cancelled READY hold is added to it, not lost."""
@@ -227,7 +227,7 @@ async def test_a_copy_put_aside_goes_back_on_the_shelf_whatever_inventory_staff_
 
 
 async def test_copies_added_while_withdrawing_go_on_the_shelf_with_the_one_put_aside(
-    client, factory, db, staff, frozen_today
+    client, factory, db, frozen_today, staff
 ):
     book = await factory.book(inventory=0)
     await factory.hold(await factory.member(), book, status="READY", ready_until=day(2))
@@ -237,7 +237,7 @@ async def test_copies_added_while_withdrawing_go_on_the_shelf_with_the_one_put_a
     assert [h.status for h in await holds_of(db, book.id)] == ["CANCELLED", "CANCELLED"]
 
 
-async def test_withdrawing_again_cancels_nothing_more(client, factory, db, staff, frozen_today):
+async def test_withdrawing_again_cancels_nothing_more(client, factory, db, frozen_today, staff):
     book = await factory.book(inventory=0)
     await factory.hold(await factory.member(), book, status="READY", ready_until=day(2))
     await set_withdrawn(client, staff, book, True)
@@ -249,7 +249,7 @@ async def test_withdrawing_again_cancels_nothing_more(client, factory, db, staff
 
 
 async def test_a_return_of_a_withdrawn_book_goes_to_the_shelf_not_to_a_queue(
-    client, factory, db, staff, frozen_today
+    client, factory, db, frozen_today, staff
 ):
     reader, member = await factory.member(), await factory.member()
     book = await factory.book(inventory=1)
