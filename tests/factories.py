@@ -9,6 +9,9 @@
   `assert_error`: the error envelope every refusal answers with.
 - `StripeDown`, `post_event`, `checkout_requests`: Stripe failing, Stripe's webhook, and what
   the SDK sent to the sandbox.
+- Circulation: `factory.hold` (straight in the database), `factory.place_hold`,
+  `factory.cancel_hold`, `factory.extend` (through the API), `expire_holds` (the worker's
+  job), `holds_of`, `copies`, `notification_texts`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from library_service.core.config import Settings
 from library_service.core.db import Database
 from library_service.core.security import create_token, hash_password
 from library_service.dev.fake_stripe import SandboxStripe
-from library_service.models import Book, Borrowing, Notification, Payment, User
+from library_service.holds.tasks import expire_uncollected_holds
+from library_service.models import Book, Borrowing, Hold, Notification, Payment, User
 
 M = TypeVar("M")
 
@@ -190,6 +194,59 @@ class Factory:
         """POST /api/payments/{id}/renew/ as `who`: a new Checkout Session for the payment."""
         return await client.post(f"/api/payments/{payment_id}/renew/", headers=self._as(who))
 
+    async def extend(
+        self,
+        client: httpx.AsyncClient,
+        who: User | dict[str, str],
+        borrowing_id: int,
+        until: date,
+        *,
+        on: int | None = None,
+    ) -> httpx.Response:
+        """POST /api/borrowings/{id}/extend/ as `who`, to `until`; with `on`, on that day."""
+        with _on(on):
+            url = f"/api/borrowings/{borrowing_id}/extend/"
+            payload = {"expected_return_date": until.isoformat()}
+            return await client.post(url, json=payload, headers=self._as(who))
+
+    async def place_hold(
+        self,
+        client: httpx.AsyncClient,
+        who: User | dict[str, str],
+        book: Book | int,
+        *,
+        on: int | None = None,
+    ) -> httpx.Response:
+        """POST /api/holds/ as `who`: join the book's queue."""
+        book_id = book if isinstance(book, int) else book.id
+        with _on(on):
+            return await client.post("/api/holds/", json={"book": book_id}, headers=self._as(who))
+
+    async def place_hold_ok(
+        self,
+        client: httpx.AsyncClient,
+        who: User | dict[str, str],
+        book: Book | int,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """A hold placed through the API (see `place_hold`); its body."""
+        response = await self.place_hold(client, who, book, **options)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def cancel_hold(
+        self,
+        client: httpx.AsyncClient,
+        who: User | dict[str, str],
+        hold_id: int,
+        *,
+        on: int | None = None,
+    ) -> httpx.Response:
+        """POST /api/holds/{id}/cancel/ as `who`."""
+        with _on(on):
+            return await client.post(f"/api/holds/{hold_id}/cancel/", headers=self._as(who))
+
     def _as(self, who: User | dict[str, str]) -> dict[str, str]:
         # A user's token is made now, by the clock the request will be made on.
         return who if isinstance(who, dict) else self.auth(who)
@@ -251,6 +308,30 @@ class Factory:
         return await self.borrowing(
             member, book, borrowed=day(-borrowed_days_ago), due=day(-days_late)
         )
+
+    async def hold(
+        self,
+        member: User,
+        book: Book,
+        *,
+        status: str = "WAITING",
+        ready_until: date | None = None,
+        borrowing: Borrowing | None = None,
+    ) -> Hold:
+        """A hold as it would stand in the database (a READY one is kept until day 3 unless
+        `ready_until` says otherwise). The book's inventory is left as it is."""
+        if status == "READY" and ready_until is None:
+            ready_until = day(3)
+        async with self.db.sessionmaker() as session, session.begin():
+            hold = Hold(
+                book_id=book.id,
+                user_id=member.id,
+                status=status,
+                ready_until=ready_until,
+                borrowing_id=borrowing.id if borrowing else None,
+            )
+            session.add(hold)
+        return hold
 
     async def notification(self, text: str = "hello", **fields: Any) -> Notification:
         """A staff message in the outbox, PENDING unless `fields` say otherwise."""
@@ -349,17 +430,69 @@ async def paid_notifications(db: Database) -> int:
     return await count(db, Notification, Notification.kind == "payment_paid")
 
 
+async def notification_texts(db: Database, kind: str | None = None) -> list[str]:
+    """The staff messages recorded (of one `kind`), oldest first."""
+    statement = select(Notification.text).order_by(Notification.id)
+    if kind is not None:
+        statement = statement.where(Notification.kind == kind)
+    async with db.sessionmaker() as session:
+        return list((await session.scalars(statement)).all())
+
+
+async def holds_of(db: Database, book_id: int | None = None) -> list[Hold]:
+    """Holds in id order (the queue's order): a book's, or all of them."""
+    statement = select(Hold).order_by(Hold.id)
+    if book_id is not None:
+        statement = statement.where(Hold.book_id == book_id)
+    async with db.sessionmaker() as session:
+        return list((await session.scalars(statement)).all())
+
+
+async def copies(db: Database, book_id: int) -> dict[str, int]:
+    """Where a book's copies are: on the shelf, on loan, put aside for a READY hold. Their
+    sum is constant whatever happens, short of staff changing the inventory."""
+    async with db.sessionmaker() as session:
+        on_loan = select(func.count()).where(
+            Borrowing.book_id == book_id, Borrowing.actual_return_date.is_(None)
+        )
+        ready = select(func.count()).where(Hold.book_id == book_id, Hold.status == "READY")
+        row = (
+            await session.execute(
+                select(Book.inventory, on_loan.scalar_subquery(), ready.scalar_subquery()).where(
+                    Book.id == book_id
+                )
+            )
+        ).one()
+    return {"shelf": row[0], "on_loan": row[1], "ready": row[2]}
+
+
 def open_sessions(sandbox: SandboxStripe) -> list[str]:
     """The ids of the sandbox's sessions that can still be paid."""
     return [s["id"] for s in sandbox.sessions.values() if s["status"] == "open"]
 
 
 async def snapshot(db: Database, sandbox: SandboxStripe) -> dict[str, Any]:
-    """Everything a refused borrowing or return must leave as it was."""
+    """Everything a refused borrowing, return, hold or extension must leave as it was."""
     async with db.sessionmaker() as session:
         books = dict((await session.execute(select(Book.id, Book.inventory))).all())
         borrowings = sorted(
-            (await session.execute(select(Borrowing.id, Borrowing.actual_return_date))).all()
+            (
+                await session.execute(
+                    select(
+                        Borrowing.id,
+                        Borrowing.expected_return_date,
+                        Borrowing.actual_return_date,
+                        Borrowing.extensions,
+                    )
+                )
+            ).all()
+        )
+        holds = sorted(
+            (
+                await session.execute(
+                    select(Hold.id, Hold.status, Hold.ready_until, Hold.borrowing_id)
+                )
+            ).all()
         )
         payments = sorted(
             (
@@ -372,6 +505,7 @@ async def snapshot(db: Database, sandbox: SandboxStripe) -> dict[str, Any]:
         "books": books,
         "borrowings": [tuple(row) for row in borrowings],
         "payments": [tuple(row) for row in payments],
+        "holds": [tuple(row) for row in holds],
         "notifications": await count(db, Notification),
         "open_stripe_sessions": len(open_sessions(sandbox)),
     }
@@ -439,6 +573,13 @@ async def post_event(client: httpx.AsyncClient, payload: bytes, header: str | No
 def task_ctx(app: Any, db: Database, settings: Settings) -> dict[str, Any]:
     """What the worker hands a payment job."""
     return {"db": db, "stripe": app.state.stripe, "settings": settings, "redis": app.state.queue}
+
+
+async def expire_holds(app: Any, db: Database, settings: Settings, *, on: int | None = None) -> int:
+    """The worker's hold expiry job (with `on`, run on that day after day 0): how many
+    holds it expired."""
+    with _on(on):
+        return await expire_uncollected_holds(task_ctx(app, db, settings))
 
 
 # -- round trips to PostgreSQL ----------------------------------------------------------------

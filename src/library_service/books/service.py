@@ -77,19 +77,20 @@ class BookService:
         """Set the fields; copies added go to the book's queue first, and withdrawing the
         book cancels its holds."""
         today = clock.today(self.settings.timezone)
-        inventory = changes.pop("inventory", book.inventory)
+        # Staff state the shelf count they see; copies put aside for cancelled holds come on
+        # top of it, so the change is measured before any hold is cancelled.
+        added = changes.pop("inventory", book.inventory) - book.inventory
         withdrawing = changes.get("withdrawn", book.withdrawn) and not book.withdrawn
         for field, value in changes.items():
             setattr(book, field, value)
         if withdrawing:
             await holds_queue.cancel_all(session, book, today=today, settings=self.settings)
-        added = inventory - book.inventory
         if added > 0:
             await holds_queue.release_copies(
                 session, book, count=added, today=today, settings=self.settings
             )
         else:
-            book.inventory = inventory
+            book.inventory += added
 
     async def delete_book(self, book_id: int) -> None:
         async with self.uow.write() as session:

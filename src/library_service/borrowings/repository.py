@@ -91,7 +91,7 @@ def _ready_hold_column() -> Label[int | None]:
 _BORROW_FACTS = select(Book, *_standing_columns(), _ready_hold_column()).where(
     Book.id == bindparam("book_id")
 )
-_BORROW_FACTS_LOCKED = _BORROW_FACTS.with_for_update(of=Book)
+_LOCK_BOOK = select(Book.id).where(Book.id == bindparam("book_id")).with_for_update()
 _LOCK_MEMBER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
 
 
@@ -222,10 +222,16 @@ class BorrowingRepository:
         self, book_id: int, user_id: int, *, for_update: bool = False
     ) -> BorrowFacts | None:
         """The book (locked with `for_update`), the member's standing and their READY hold
-        on it; None if there is no such book."""
-        statement = _BORROW_FACTS_LOCKED if for_update else _BORROW_FACTS
+        on it; None if there is no such book.
+
+        The lock is taken first, the facts read in a later statement: one statement that
+        waited for the lock would still see the book's holds as they were when it began, so
+        a READY hold expired or cancelled meanwhile would pass for one still to collect.
+        """
         parameters = {"book_id": book_id, "user_id": user_id}
-        row = (await self.session.execute(statement, parameters)).first()
+        if for_update:
+            await self.session.execute(_LOCK_BOOK, parameters)
+        row = (await self.session.execute(_BORROW_FACTS, parameters)).first()
         if row is None:
             return None
         return BorrowFacts(book=row.Book, standing=_standing(row), ready_hold_id=row.ready_hold_id)
