@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from library_service.core import metrics
-from library_service.core.outages import Outage
 from library_service.core.config import Settings
 from library_service.core.db import Database
+from library_service.core.outages import Outage
 from library_service.main import create_app
 from library_service.models import Notification
 from library_service.notifications import jobs as notification_jobs
