@@ -99,6 +99,8 @@ async def test_a_return_within_the_grace_leaves_the_member_free_to_borrow(
     member, borrowing = await factory.borrowed(client)
     response = await factory.return_book(client, member, borrowing["id"], on=7)
     assert fines(response) == []
+    [told] = [text for text in await notification_texts(db) if text.startswith("↩️")]
+    assert told.endswith("3 days late, within the grace days: no fine")
     other = await factory.book(inventory=1, title="Next")
     await factory.borrow_ok(client, member, other, days=2, on=7)
 

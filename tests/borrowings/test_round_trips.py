@@ -24,8 +24,7 @@ async def test_borrow_round_trips(client, factory):
         "SELECT books",  # the book and the member's standing; no transaction before Stripe
         "SELECT nextval",  # the payment's id, reserved by the checkout saga
         "BEGIN",
-        "SELECT users FOR UPDATE",  # the member's lock,
-        "SELECT books FOR UPDATE",  # then the book's,
+        "SELECT users FOR UPDATE",  # the member's lock, then the book's, in one statement;
         "SELECT books",  # then, seeing all they waited for, the standing and any READY hold
         "UPDATE books",  # a copy taken
         "INSERT borrowings",

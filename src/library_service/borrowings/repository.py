@@ -91,8 +91,15 @@ def _ready_hold_column() -> Label[int | None]:
 _BORROW_FACTS = select(Book, *_standing_columns(), _ready_hold_column()).where(
     Book.id == bindparam("book_id")
 )
-_LOCK_BOOK = select(Book.id).where(Book.id == bindparam("book_id")).with_for_update()
 _LOCK_MEMBER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
+# PostgreSQL locks a statement's rows table by table in FROM order: the member's, then the
+# book's, the order every transaction takes them in.
+_LOCK_MEMBER_AND_BOOK = (
+    select(User.id)
+    .join(Book, Book.id == bindparam("book_id"))
+    .where(User.id == bindparam("user_id"))
+    .with_for_update()
+)
 
 
 @cache
@@ -213,24 +220,22 @@ class BorrowingRepository:
     async def lock_member(self, user_id: int) -> None:
         """Serialize one member's borrowings and fines (loan limit, unpaid fines).
 
-        Read the standing in a later statement: a statement sees the data as of its start,
-        so one that waited for this lock would miss what its holder had just committed.
+        Read what the lock protects in a later statement: a statement sees the data as of
+        its start, so one that waited for the lock would miss what its holder had just
+        committed (a loan, a fine, a hold given a copy).
         """
         await self.session.execute(_LOCK_MEMBER, {"user_id": user_id})
 
-    async def borrow_facts(
-        self, book_id: int, user_id: int, *, for_update: bool = False
-    ) -> BorrowFacts | None:
-        """The book (locked with `for_update`), the member's standing and their READY hold
-        on it; None if there is no such book.
+    async def lock_member_and_book(self, user_id: int, book_id: int) -> None:
+        """Both rows, in one round trip; read the facts in a later statement (see
+        `lock_member`)."""
+        parameters = {"user_id": user_id, "book_id": book_id}
+        await self.session.execute(_LOCK_MEMBER_AND_BOOK, parameters)
 
-        The lock is taken first, the facts read in a later statement: one statement that
-        waited for the lock would still see the book's holds as they were when it began, so
-        a READY hold expired or cancelled meanwhile would pass for one still to collect.
-        """
+    async def borrow_facts(self, book_id: int, user_id: int) -> BorrowFacts | None:
+        """The book, the member's standing and their READY hold on it; None if there is no
+        such book."""
         parameters = {"book_id": book_id, "user_id": user_id}
-        if for_update:
-            await self.session.execute(_LOCK_BOOK, parameters)
         row = (await self.session.execute(_BORROW_FACTS, parameters)).first()
         if row is None:
             return None

@@ -98,8 +98,8 @@ class BorrowingService:
     ) -> Borrowing:
         borrowings = BorrowingRepository(session)
         # Lock order everywhere: member, then borrowing, then book, then holds.
-        await borrowings.lock_member(user.id)
-        facts = await borrowings.borrow_facts(data.book, user.id, for_update=True)
+        await borrowings.lock_member_and_book(user.id, data.book)
+        facts = await borrowings.borrow_facts(data.book, user.id)
         if facts is None:  # deleted meanwhile
             raise BookNotFoundError
         rules.check_can_borrow(facts, self.settings)

@@ -40,7 +40,12 @@ def borrowing_returned(
     returned_on, due = borrowing.actual_return_date, borrowing.expected_return_date
     assert returned_on is not None
     late = (returned_on - due).days
-    timing = f"{_days(late)} late, fine {usd(fine)}" if fine is not None else "on time"
+    if late <= 0:
+        timing = "on time"
+    elif fine is None:
+        timing = f"{_days(late)} late, within the grace days: no fine"
+    else:
+        timing = f"{_days(late)} late, fine {usd(fine)}"
     return (
         f"↩️ Returned #{borrowing.id}: {_book(book.title, book.author)}\n"
         f"Member: {email}\n"
