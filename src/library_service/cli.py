@@ -186,11 +186,7 @@ def run(
     signal.signal(signal.SIGHUP, _terminate_on_sighup)
     with ExitStack() as stack:
         if not settings.is_production:
-            settings = _with_database(stack)
-            settings = local.start_stand_ins(stack, settings, api_port=port)
-            _migrate(settings)
-            demo = _await(local.first_run_setup(settings))
-            local.print_banner(settings, host=host, port=port, demo_accounts=demo)
+            settings = _prepare_local_run(stack, host=host, port=port)
         if with_worker:
             local.start_worker_thread(stack, settings)
         if settings.metrics_enabled:
@@ -203,6 +199,18 @@ def run(
             workers=workers,
             **server_options(settings),
         )
+
+
+def _prepare_local_run(stack: ExitStack, *, host: str, port: int) -> Settings:
+    """The stand-ins for what is not configured, the schema migrated, demo data on a first
+    run, and the banner; the settings that point at them."""
+    from library_service.dev import local
+
+    settings = local.start_stand_ins(stack, _with_database(stack), api_port=port)
+    _migrate(settings)
+    demo = _await(local.first_run_setup(settings))
+    local.print_banner(settings, host=host, port=port, demo_accounts=demo)
+    return settings
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

@@ -111,55 +111,33 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["db"].dispose()
 
 
+def _scheduled(job: Job, name: str, *, at_startup: bool = False, **when: Any) -> Any:
+    """A cron job that runs once however many workers there are (`when`: arq's fields)."""
+    return cron(_cron(job), name=name, run_at_startup=at_startup, unique=True, **when)
+
+
 def _cron_jobs(settings: Settings) -> list[Any]:
     report_at = settings.OVERDUE_REPORT_TIME
-    # The sweeps also run as soon as a worker (re)connects to Redis: after an outage the
-    # queue may have lost jobs, and messages recorded meanwhile go out at once.
     return [
-        cron(
-            _cron(relay_notifications),
-            name=notification_jobs.RELAY,
-            second=30,
-            run_at_startup=True,
-            unique=True,
+        # The sweeps also run as soon as a worker (re)connects to Redis: after an outage
+        # the queue may have lost jobs, and messages recorded meanwhile go out at once.
+        _scheduled(relay_notifications, notification_jobs.RELAY, second=30, at_startup=True),
+        _scheduled(
+            poll_expired_sessions, payment_jobs.POLL_EXPIRED_SESSIONS, second=0, at_startup=True
         ),
-        cron(
-            _cron(poll_expired_sessions),
-            name=payment_jobs.POLL_EXPIRED_SESSIONS,
-            second=0,
-            run_at_startup=True,
-            unique=True,
-        ),
-        cron(
-            _cron(expire_uncollected_holds),
-            name=hold_jobs.EXPIRE_UNCOLLECTED,
-            second=45,
-            unique=True,
-        ),
-        cron(
-            _cron(attach_missing_sessions),
-            name=payment_jobs.ATTACH_MISSING_SESSIONS,
-            second=15,
-            unique=True,
-        ),
+        _scheduled(expire_uncollected_holds, hold_jobs.EXPIRE_UNCOLLECTED, second=45),
+        _scheduled(attach_missing_sessions, payment_jobs.ATTACH_MISSING_SESSIONS, second=15),
         # Also at startup: a worker that was down at report time still sends today's
         # report (the job skips it before the report time and once it was sent).
-        cron(
-            _cron(send_overdue_report),
-            name=notification_jobs.OVERDUE_REPORT,
+        _scheduled(
+            send_overdue_report,
+            notification_jobs.OVERDUE_REPORT,
             hour=report_at.hour,
             minute=report_at.minute,
             second=report_at.second,
-            run_at_startup=True,
-            unique=True,
+            at_startup=True,
         ),
-        cron(
-            _cron(idempotency.purge_expired_keys),
-            name=idempotency.PURGE_EXPIRED,
-            minute=50,
-            second=50,
-            unique=True,
-        ),
+        _scheduled(idempotency.purge_expired_keys, idempotency.PURGE_EXPIRED, minute=50, second=50),
     ]
 
 
@@ -173,7 +151,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "max_jobs": 10,
         "job_completion_wait": JOB_COMPLETION_WAIT_SECONDS,
     }
-    return count_jobs(options)  # each job counts its runs and failures for /metrics
+    # Each job counts its runs and failures in Redis for /metrics, when metrics are served.
+    return count_jobs(options) if settings.metrics_enabled else options
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -207,6 +207,28 @@ def request_hash(scope: Scope, body: bytes) -> bytes:
     return digest.digest()
 
 
+def _held_by_another(user_id: int, key: str) -> Any:
+    return select(
+        IdempotencyKey.request_hash,
+        IdempotencyKey.locked_until,
+        IdempotencyKey.committed_at,
+        IdempotencyKey.status_code,
+        IdempotencyKey.response_headers,
+        IdempotencyKey.response_body,
+    ).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+
+
+def _answer_from(row: Any, fingerprint: bytes, now: datetime) -> None:
+    """Raise what answers a request whose key another request holds, if anything does yet."""
+    if row.request_hash != fingerprint:
+        raise IdempotencyKeyReusedError
+    if row.status_code is not None:
+        raise IdempotentReplay(row.status_code, row.response_headers, row.response_body)
+    lapsed = row.locked_until is None or row.locked_until <= now
+    if row.committed_at is not None and lapsed:
+        raise IdempotencyAnswerLostError
+
+
 async def claim(
     db: Database,
     *,
@@ -223,30 +245,12 @@ async def claim(
     while True:
         now = clock.now()
         async with db.autocommit_engine.connect() as connection:
-            if await connection.scalar(
-                _claim_statement(user_id, key, fingerprint, owner, now, ttl)
-            ):
+            statement = _claim_statement(user_id, key, fingerprint, owner, now, ttl)
+            if await connection.scalar(statement):
                 return Claim(db, user_id, key, owner)
-            row = (
-                await connection.execute(
-                    select(
-                        IdempotencyKey.request_hash,
-                        IdempotencyKey.locked_until,
-                        IdempotencyKey.committed_at,
-                        IdempotencyKey.status_code,
-                        IdempotencyKey.response_headers,
-                        IdempotencyKey.response_body,
-                    ).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-                )
-            ).one_or_none()
+            row = (await connection.execute(_held_by_another(user_id, key))).one_or_none()
         if row is not None:
-            if row.request_hash != fingerprint:
-                raise IdempotencyKeyReusedError
-            if row.status_code is not None:
-                raise IdempotentReplay(row.status_code, row.response_headers, row.response_body)
-            lapsed = row.locked_until is None or row.locked_until <= now
-            if row.committed_at is not None and lapsed:
-                raise IdempotencyAnswerLostError
+            _answer_from(row, fingerprint, now)
             # Still running (or released, or expired, since): wait, then look again.
             if time.monotonic() + pause > deadline:
                 raise IdempotencyKeyInUseError
