@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -52,6 +53,20 @@ class DeskView(ModelView):
             raise
 
 
+class ReadOnlyDeskView(DeskView):
+    """A model view with no form: its rows change only through its actions, which call the
+    services as the API does."""
+
+    def can_create(self, request: Request) -> bool:
+        return False
+
+    def can_edit(self, request: Request) -> bool:
+        return False
+
+    def can_delete(self, request: Request) -> bool:
+        return False
+
+
 def validated(schema: type[M], data: Mapping[str, Any]) -> M:
     """The form's values as the API's input schema checks them; FormValidationError (shown
     beside each field) if they break its rules."""
@@ -75,10 +90,31 @@ def refused_form(
     return FormValidationError({})
 
 
-def contains(term: str) -> str:
-    """An ILIKE pattern matching `term` anywhere, its wildcards taken literally."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+@contextmanager
+def refusal_fails_action() -> Iterator[None]:
+    """A service's refusal in the block fails the action, with the refusal's message."""
+    try:
+        yield
+    except AppError as exc:
+        raise ActionFailed(exc.message) from exc
+
+
+async def for_each_row(
+    pks: Sequence[Any], change: Callable[[int], Awaitable[object]], *, done: str
+) -> int:
+    """`change` each row in turn, the others going ahead when one is refused; how many
+    changed, or ActionFailed naming every refusal (and how many were `done` besides)."""
+    changed, refusals = 0, []
+    for pk in pks:
+        try:
+            await change(int(pk))
+            changed += 1
+        except AppError as exc:
+            refusals.append(f"#{pk}: {exc.message}")
+    if refusals:
+        so_far = f"{changed} {done}. " if changed else ""
+        raise ActionFailed(so_far + " ".join(refusals))
+    return changed
 
 
 DATE = "%Y-%m-%d"

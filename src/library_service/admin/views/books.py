@@ -15,13 +15,13 @@ from starlette_admin import (
     StringField,
     TextAreaField,
 )
-from starlette_admin.exceptions import ActionFailed
 
 from library_service.admin.desk import Desk
-from library_service.admin.views.base import DeskView, contains, refused_form, validated
+from library_service.admin.views.base import DeskView, for_each_row, refused_form, validated
 from library_service.books.errors import IsbnTakenError
 from library_service.books.schemas import BookCreate, BookPatch
 from library_service.core.errors import AppError
+from library_service.core.search import text_search
 from library_service.models import Book, Cover
 
 INVENTORY_SHOWN = "_inventory_shown"  # the copies the edit form was opened with
@@ -72,12 +72,9 @@ class BookView(DeskView):
 
     def get_search_query(self, request: Request, term: str) -> Any:
         """Title, author or ISBN, as GET /api/books/?search= matches them."""
-        pattern = contains(term)
-        matches = [Book.title.ilike(pattern, escape="\\"), Book.author.ilike(pattern, escape="\\")]
+        matches = text_search(term, Book.title, Book.author)
         digits = term.replace("-", "").replace(" ", "")
-        if digits:
-            matches.append(Book.isbn.ilike(contains(digits), escape="\\"))
-        return or_(*matches)
+        return or_(matches, text_search(digits, Book.isbn)) if digits else matches
 
     async def repr(self, obj: Any, request: Request) -> str:
         return f"«{obj.title}»"
@@ -107,15 +104,4 @@ class BookView(DeskView):
 
     async def delete(self, request: Request, pks: Sequence[Any]) -> int:
         """Each book through BookService.delete_book: one on loan or with a history stays."""
-        books = self.desk.books()
-        deleted, refusals = 0, []
-        for pk in pks:
-            try:
-                await books.delete_book(int(pk))
-                deleted += 1
-            except AppError as exc:
-                refusals.append(f"#{pk}: {exc.message}")
-        if refusals:
-            done = f"{deleted} deleted. " if deleted else ""
-            raise ActionFailed(done + " ".join(refusals))
-        return deleted
+        return await for_each_row(pks, self.desk.books().delete_book, done="deleted")

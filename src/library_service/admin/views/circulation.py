@@ -23,15 +23,19 @@ from starlette_admin import (
     row_action,
 )
 from starlette_admin.contrib.sqla.filters import EqualFilter
-from starlette_admin.exceptions import ActionFailed
 from starlette_admin.filters import FilterApplyContext
 from starlette_admin.flash import flash
 from starlette_admin.types import RequestAction
 
 from library_service.admin.desk import Desk, signed_in_staff
-from library_service.admin.views.base import DATE, DATETIME, DeskView, contains
+from library_service.admin.views.base import (
+    DATE,
+    DATETIME,
+    ReadOnlyDeskView,
+    refusal_fails_action,
+)
 from library_service.core import clock
-from library_service.core.errors import AppError
+from library_service.core.search import text_search
 from library_service.models import (
     Book,
     Borrowing,
@@ -94,7 +98,7 @@ def _member_scope(request: Request, statement: Select[Any], user_id_column: Any)
     return statement
 
 
-class BorrowingView(DeskView):
+class BorrowingView(ReadOnlyDeskView):
     key = "borrowings"
     menu_label = "Borrowings"
     display_name = "Borrowing"
@@ -135,15 +139,6 @@ class BorrowingView(DeskView):
         ]
         super().__init__(desk, Borrowing)
 
-    def can_create(self, request: Request) -> bool:
-        return False
-
-    def can_edit(self, request: Request) -> bool:
-        return False
-
-    def can_delete(self, request: Request) -> bool:
-        return False
-
     def get_list_query(self, request: Request) -> Any:
         return _member_scope(request, select(Borrowing), Borrowing.user_id)
 
@@ -152,16 +147,9 @@ class BorrowingView(DeskView):
 
     def get_search_query(self, request: Request, term: str) -> Any:
         """The member's email or name, or the book's title."""
-        pattern = contains(term)
         return or_(
-            Borrowing.user.has(
-                or_(
-                    User.email.ilike(pattern, escape="\\"),
-                    User.last_name.ilike(pattern, escape="\\"),
-                    User.first_name.ilike(pattern, escape="\\"),
-                )
-            ),
-            Borrowing.book.has(Book.title.ilike(pattern, escape="\\")),
+            Borrowing.user.has(text_search(term, User.email, User.last_name, User.first_name)),
+            Borrowing.book.has(text_search(term, Book.title)),
         )
 
     async def find_by_pk(self, request: Request, pk: Any) -> Any:
@@ -194,12 +182,10 @@ class BorrowingView(DeskView):
     )
     async def return_book(self, request: Request, pk: Any) -> None:
         """POST /api/borrowings/{id}/return/, made by the signed-in staff member."""
-        try:
+        with refusal_fails_action():
             borrowing = await self.desk.borrowings(request).return_book(
                 int(pk), signed_in_staff(request)
             )
-        except AppError as exc:
-            raise ActionFailed(exc.message) from exc
         fines = [p for p in borrowing.payments if p.type == PaymentType.FINE.value]
         if not fines:
             flash(request, f"Borrowing #{borrowing.id} returned on time.", "success")
@@ -214,7 +200,7 @@ class BorrowingView(DeskView):
         )
 
 
-class PaymentView(DeskView):
+class PaymentView(ReadOnlyDeskView):
     key = "payments"
     menu_label = "Payments"
     display_name = "Payment"
@@ -261,15 +247,6 @@ class PaymentView(DeskView):
     def __init__(self, desk: Desk) -> None:
         super().__init__(desk, Payment)
 
-    def can_create(self, request: Request) -> bool:
-        return False
-
-    def can_edit(self, request: Request) -> bool:
-        return False
-
-    def can_delete(self, request: Request) -> bool:
-        return False
-
     def get_list_query(self, request: Request) -> Any:
         statement = select(Payment).options(
             joinedload(Payment.borrowing).joinedload(Borrowing.user)
@@ -286,10 +263,9 @@ class PaymentView(DeskView):
 
     def get_search_query(self, request: Request, term: str) -> Any:
         """The member's email, or the Stripe session id."""
-        pattern = contains(term)
         return or_(
-            Payment.borrowing.has(Borrowing.user.has(User.email.ilike(pattern, escape="\\"))),
-            Payment.session_id.ilike(pattern, escape="\\"),
+            Payment.borrowing.has(Borrowing.user.has(text_search(term, User.email))),
+            text_search(term, Payment.session_id),
         )
 
     async def repr(self, obj: Any, request: Request) -> str:
@@ -312,10 +288,8 @@ class PaymentView(DeskView):
     )
     async def new_checkout_link(self, request: Request, pk: Any) -> None:
         """POST /api/payments/{id}/renew/, made by the signed-in staff member."""
-        try:
+        with refusal_fails_action():
             payment = await self.desk.payments(request).renew(int(pk), signed_in_staff(request))
-        except AppError as exc:
-            raise ActionFailed(exc.message) from exc
         flash(
             request,
             f"Payment #{payment.id} is {payment.status}: checkout link {payment.session_url}",

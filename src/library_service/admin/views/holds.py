@@ -8,16 +8,15 @@ from typing import Any
 from sqlalchemy import or_
 from starlette.requests import Request
 from starlette_admin import DateField, DateTimeField, EnumField, HasOne, IntegerField, row_action
-from starlette_admin.exceptions import ActionFailed
 from starlette_admin.flash import flash
 
 from library_service.admin.desk import Desk, signed_in_staff
-from library_service.admin.views.base import DATE, DATETIME, DeskView, contains
-from library_service.core.errors import AppError
+from library_service.admin.views.base import DATE, DATETIME, ReadOnlyDeskView, refusal_fails_action
+from library_service.core.search import text_search
 from library_service.models import OPEN_HOLD_STATUSES, Book, Hold, HoldStatus, User
 
 
-class HoldView(DeskView):
+class HoldView(ReadOnlyDeskView):
     key = "holds"
     menu_label = "Holds"
     display_name = "Hold"
@@ -51,26 +50,11 @@ class HoldView(DeskView):
     def __init__(self, desk: Desk) -> None:
         super().__init__(desk, Hold)
 
-    def can_create(self, request: Request) -> bool:
-        return False
-
-    def can_edit(self, request: Request) -> bool:
-        return False
-
-    def can_delete(self, request: Request) -> bool:
-        return False
-
     def get_search_query(self, request: Request, term: str) -> Any:
         """The member's email or name, or the book's title."""
-        pattern = contains(term)
         return or_(
-            Hold.user.has(
-                or_(
-                    User.email.ilike(pattern, escape="\\"),
-                    User.last_name.ilike(pattern, escape="\\"),
-                )
-            ),
-            Hold.book.has(Book.title.ilike(pattern, escape="\\")),
+            Hold.user.has(text_search(term, User.email, User.last_name)),
+            Hold.book.has(text_search(term, Book.title)),
         )
 
     async def repr(self, obj: Any, request: Request) -> str:
@@ -91,8 +75,6 @@ class HoldView(DeskView):
     )
     async def cancel_hold(self, request: Request, pk: Any) -> None:
         """POST /api/holds/{id}/cancel/, made by the signed-in staff member."""
-        try:
+        with refusal_fails_action():
             hold = await self.desk.holds().cancel(int(pk), signed_in_staff(request))
-        except AppError as exc:
-            raise ActionFailed(exc.message) from exc
         flash(request, f"Hold #{hold.id} cancelled.", "success")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_
 from starlette.requests import Request
 from starlette_admin import (
     BooleanField,
@@ -15,7 +14,6 @@ from starlette_admin import (
     StringField,
     row_action,
 )
-from starlette_admin.exceptions import ActionFailed
 from starlette_admin.flash import flash
 from starlette_admin.types import RequestAction
 
@@ -23,13 +21,14 @@ from library_service.admin.desk import Desk, signed_in_staff
 from library_service.admin.views.base import (
     DATE,
     DeskView,
-    contains,
+    refusal_fails_action,
     refused_form,
     validated,
 )
 from library_service.borrowings.schemas import BorrowingFilters
 from library_service.core.errors import AppError
 from library_service.core.pagination import PageParams
+from library_service.core.search import text_search
 from library_service.models import User
 from library_service.payments.schemas import PaymentFilters
 from library_service.users.schemas import MemberPatch
@@ -73,12 +72,7 @@ class MemberView(DeskView):
         return False  # a member's borrowings and payments keep their account: deactivate it
 
     def get_search_query(self, request: Request, term: str) -> Any:
-        pattern = contains(term)
-        return or_(
-            User.email.ilike(pattern, escape="\\"),
-            User.first_name.ilike(pattern, escape="\\"),
-            User.last_name.ilike(pattern, escape="\\"),
-        )
+        return text_search(term, User.email, User.first_name, User.last_name)
 
     async def repr(self, obj: Any, request: Request) -> str:
         return str(obj.email)
@@ -129,10 +123,8 @@ class MemberView(DeskView):
 
     async def _change_access(self, request: Request, pk: Any, name: str) -> None:
         done, change = ACCESS_CHANGES[name]
-        try:
+        with refusal_fails_action():
             user = await self.desk.users().update_member(signed_in_staff(request), int(pk), change)
-        except AppError as exc:
-            raise ActionFailed(exc.message) from exc
         flash(request, f"{await self.repr(user, request)} is {done}.", "success")
 
     @row_action(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_
 from starlette.requests import Request
 from starlette_admin import (
     ActionSelection,
@@ -17,16 +16,17 @@ from starlette_admin import (
     action,
     row_action,
 )
-from starlette_admin.exceptions import ActionFailed
 from starlette_admin.flash import flash
 
 from library_service.admin.desk import Desk
-from library_service.admin.views.base import DATETIME, DeskView, contains
-from library_service.core.errors import AppError
+from library_service.admin.views.base import DATETIME, ReadOnlyDeskView, for_each_row
+from library_service.core.search import text_search
 from library_service.models import Notification, NotificationStatus
 
+QUEUED = "queued to be sent again"
 
-class StaffMessageView(DeskView):
+
+class StaffMessageView(ReadOnlyDeskView):
     key = "messages"
     menu_label = "Staff messages"
     display_name = "Staff message"
@@ -62,21 +62,8 @@ class StaffMessageView(DeskView):
     def __init__(self, desk: Desk) -> None:
         super().__init__(desk, Notification)
 
-    def can_create(self, request: Request) -> bool:
-        return False
-
-    def can_edit(self, request: Request) -> bool:
-        return False
-
-    def can_delete(self, request: Request) -> bool:
-        return False
-
     def get_search_query(self, request: Request, term: str) -> Any:
-        pattern = contains(term)
-        return or_(
-            Notification.text.ilike(pattern, escape="\\"),
-            Notification.last_error.ilike(pattern, escape="\\"),
-        )
+        return text_search(term, Notification.text, Notification.last_error)
 
     async def repr(self, obj: Any, request: Request) -> str:
         return f"Message #{obj.id}"
@@ -86,17 +73,6 @@ class StaffMessageView(DeskView):
             return bool(obj.status == NotificationStatus.FAILED.value)
         return await super().is_row_action_allowed_for_obj(request, name, obj)
 
-    async def _send_again(self, pks: list[Any]) -> tuple[int, list[str]]:
-        messages = self.desk.messages()
-        sent, refusals = 0, []
-        for pk in pks:
-            try:
-                await messages.send_again(int(pk))
-                sent += 1
-            except AppError as exc:
-                refusals.append(f"#{pk}: {exc.message}")
-        return sent, refusals
-
     @row_action(
         name="send_again",
         text="Send again",
@@ -104,9 +80,7 @@ class StaffMessageView(DeskView):
         action_btn_class="btn btn-outline-primary",
     )
     async def send_again(self, request: Request, pk: Any) -> None:
-        _, refusals = await self._send_again([pk])
-        if refusals:
-            raise ActionFailed(" ".join(refusals))
+        await for_each_row([pk], self.desk.messages().send_again, done=QUEUED)
         flash(request, f"Message #{pk} is queued to be sent again.", "success")
 
     @action(
@@ -115,8 +89,7 @@ class StaffMessageView(DeskView):
         icon_class="fa fa-paper-plane",
     )
     async def send_again_selected(self, request: Request, selection: ActionSelection) -> None:
-        sent, refusals = await self._send_again(await selection.pks())
-        if refusals:
-            done = f"{sent} queued to be sent again. " if sent else ""
-            raise ActionFailed(done + " ".join(refusals))
+        sent = await for_each_row(
+            await selection.pks(), self.desk.messages().send_again, done=QUEUED
+        )
         flash(request, f"{sent} message(s) queued to be sent again.", "success")
