@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from library_service.books.schemas import BookFilters
 from library_service.core.db import AnyRow, AnySelect
 from library_service.core.pagination import PageParams
+from library_service.core.search import contains_pattern
 from library_service.models import Book, Borrowing, Hold
 
 # The catalogue list is the hottest query: it is written against the table's columns, not
@@ -31,12 +32,6 @@ _ORDERINGS: dict[str, tuple[ColumnElement[Any], ...]] = {
 }
 
 
-def _pattern(term: str) -> str:
-    """An ILIKE pattern matching `term` anywhere, its wildcards taken literally."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _contains(column: Any, parameter: str) -> ColumnElement[bool]:
     condition: ColumnElement[bool] = column.ilike(bindparam(parameter), escape="\\")
     return condition
@@ -49,10 +44,10 @@ def _isbn_digits(search: str | None) -> str:
 
 def _parameters(filters: BookFilters) -> dict[str, str]:
     return {
-        "search": _pattern(filters.search or ""),
-        "isbn": _pattern(_isbn_digits(filters.search)),
-        "title": _pattern(filters.title or ""),
-        "author": _pattern(filters.author or ""),
+        "search": contains_pattern(filters.search or ""),
+        "isbn": contains_pattern(_isbn_digits(filters.search)),
+        "title": contains_pattern(filters.title or ""),
+        "author": contains_pattern(filters.author or ""),
     }
 
 

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.pagination import PageParams
+from library_service.core.search import text_search
 from library_service.models import User
 from library_service.users.schemas import AuthUser, MemberFilters
 
@@ -31,13 +32,8 @@ class UserRepository:
         """One page of users, oldest account first, and the number of matches."""
         conditions = []
         if filters.search:
-            pattern = _contains_pattern(filters.search)
             conditions.append(
-                or_(
-                    User.email.ilike(pattern, escape="\\"),
-                    User.first_name.ilike(pattern, escape="\\"),
-                    User.last_name.ilike(pattern, escape="\\"),
-                )
+                text_search(filters.search, User.email, User.first_name, User.last_name)
             )
         if filters.is_active is not None:
             conditions.append(User.is_active.is_(filters.is_active))
@@ -95,9 +91,3 @@ class UserRepository:
         self.session.add(user)
         await self.session.flush()
         return user
-
-
-def _contains_pattern(term: str) -> str:
-    """An ILIKE pattern matching `term` anywhere, its wildcards taken literally."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
