@@ -17,6 +17,7 @@ from library_service.books.schemas import BookCreate, BookFilters, BookPatch
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import AnyRow, UnitOfWork
+from library_service.core.errors import found
 from library_service.core.pagination import PageParams
 from library_service.holds import queue as holds_queue
 from library_service.models import Book
@@ -38,9 +39,7 @@ class BookService:
     async def get_book(self, book_id: int) -> Book:
         async with self.uow.read() as session:
             book = await BookRepository(session).get(book_id)
-        if book is None:
-            raise BookNotFoundError
-        return book
+        return found(book, BookNotFoundError)
 
     async def create_book(self, data: BookCreate) -> Book:
         try:
@@ -60,9 +59,7 @@ class BookService:
             async with self.uow.write() as session:
                 books = BookRepository(session)
                 # The shelf count and holds only ever change under the book's row lock.
-                book = await books.get(book_id, for_update=True)
-                if book is None:
-                    raise BookNotFoundError
+                book = found(await books.get(book_id, for_update=True), BookNotFoundError)
                 isbn = changes.get("isbn")
                 if isbn is not None and await books.isbn_taken(isbn, except_book_id=book_id):
                     raise IsbnTakenError
@@ -95,9 +92,7 @@ class BookService:
     async def delete_book(self, book_id: int) -> None:
         async with self.uow.write() as session:
             books = BookRepository(session)
-            book = await books.get(book_id, for_update=True)
-            if book is None:
-                raise BookNotFoundError
+            book = found(await books.get(book_id, for_update=True), BookNotFoundError)
             if await books.on_loan(book_id):
                 raise BookOnLoanError
             if await books.has_history(book_id):

@@ -10,6 +10,7 @@ from library_service.core.money import Money
 from library_service.core.params import MAX_ID, InputModel
 from library_service.models import Cover
 from library_service.payments.schemas import PaymentRead
+from library_service.users.schemas import MemberRowFilters
 
 
 class BorrowingCreate(InputModel):
@@ -72,6 +73,5 @@ class BorrowingDetail(_BorrowingFields):
 
 
 @dataclass(frozen=True, slots=True)
-class BorrowingFilters:
-    user_id: int | None = None  # the member's own id, or a staff filter
+class BorrowingFilters(MemberRowFilters):
     is_active: bool | None = None

@@ -15,6 +15,7 @@ from library_service.borrowings.schemas import BorrowingCreate, BorrowingExtend,
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
+from library_service.core.errors import found
 from library_service.core.pagination import PageParams
 from library_service.holds import queue as holds_queue
 from library_service.models import Borrowing, PaymentType, User
@@ -38,10 +39,8 @@ class BorrowingService:
     async def list_borrowings(
         self, user: AuthUser, filters: BorrowingFilters, page: PageParams
     ) -> tuple[Sequence[BorrowingListItem], int]:
-        if not user.is_staff:  # members see their own, whatever they ask for
-            filters = BorrowingFilters(user_id=user.id, is_active=filters.is_active)
         async with self.uow.read() as session:
-            return await BorrowingRepository(session).list(filters, page)
+            return await BorrowingRepository(session).list(user.restrict(filters), page)
 
     async def get_borrowing(self, borrowing_id: int, user: AuthUser) -> Borrowing:
         return await self._visible(borrowing_id, user, with_payments=True)
@@ -53,14 +52,12 @@ class BorrowingService:
         async with self.uow.read() as session:
             borrowing = await BorrowingRepository(session).get(
                 borrowing_id,
-                user_id=None if user.is_staff else user.id,
+                user_id=user.restricted_to,
                 with_book=True,
                 with_member=True,
                 with_payments=with_payments,
             )
-        if borrowing is None:
-            raise BorrowingNotFoundError
-        return borrowing
+        return found(borrowing, BorrowingNotFoundError)
 
     # -- borrowing ----------------------------------------------------------------------
 

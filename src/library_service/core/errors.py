@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -13,6 +13,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class AppError(Exception):
@@ -31,6 +33,13 @@ class AppError(Exception):
         if message is not None:
             self.message = message
         super().__init__(self.message)
+
+
+def found(value: T | None, missing: type[AppError]) -> T:
+    """`value`, unless there is none: then the refusal `missing` is raised."""
+    if value is None:
+        raise missing
+    return value
 
 
 class NotFoundError(AppError):

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from library_service.borrowings.schemas import BookSummary
 from library_service.core.params import MAX_ID, InputModel
 from library_service.models import HoldStatus
+from library_service.users.schemas import MemberRowFilters
 
 
 class HoldCreate(InputModel):
@@ -30,7 +31,6 @@ class HoldRead(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class HoldFilters:
-    user_id: int | None = None  # the member's own id, or a staff filter
+class HoldFilters(MemberRowFilters):
     book_id: int | None = None
     status: HoldStatus | None = None

@@ -13,6 +13,7 @@ from library_service.borrowings.repository import BorrowingRepository
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
+from library_service.core.errors import found
 from library_service.core.pagination import PageParams
 from library_service.holds import queue, rules
 from library_service.holds.errors import AlreadyOnHoldError, HoldNotFoundError
@@ -37,19 +38,13 @@ class HoldService:
     async def list_holds(
         self, user: AuthUser, filters: HoldFilters, page: PageParams
     ) -> tuple[Sequence[HoldView], int]:
-        if not user.is_staff:  # members see their own, whatever they ask for
-            filters = HoldFilters(user_id=user.id, book_id=filters.book_id, status=filters.status)
         async with self.uow.read() as session:
-            return await HoldRepository(session).list(filters, page)
+            return await HoldRepository(session).list(user.restrict(filters), page)
 
     async def get_hold(self, hold_id: int, user: AuthUser) -> HoldView:
         async with self.uow.read() as session:
-            view = await HoldRepository(session).view(
-                hold_id, user_id=None if user.is_staff else user.id
-            )
-        if view is None:
-            raise HoldNotFoundError
-        return view
+            view = await HoldRepository(session).view(hold_id, user_id=user.restricted_to)
+        return found(view, HoldNotFoundError)
 
     async def place(self, user: AuthUser, book_id: int) -> HoldView:
         """Join a book's queue (no copy may be on the shelf)."""
@@ -57,9 +52,9 @@ class HoldService:
             async with self.uow.write() as session:
                 # Lock order everywhere: member, then borrowing, then book, then holds.
                 await BorrowingRepository(session).lock_member(user.id)
-                book = await BookRepository(session).get(book_id, for_update=True)
-                if book is None:
-                    raise BookNotFoundError
+                book = found(
+                    await BookRepository(session).get(book_id, for_update=True), BookNotFoundError
+                )
                 facts = await HoldRepository(session).placement_facts(user.id, book_id)
                 standing = await BorrowingRepository(session).standing(user.id)
                 rules.check_can_place(book, facts, standing, self.settings)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from library_service.core.money import Money
 from library_service.core.params import CleanStr
 from library_service.models import PaymentStatus, PaymentType
+from library_service.users.schemas import MemberRowFilters
 
 
 class PaymentRead(BaseModel):
@@ -42,8 +43,7 @@ class WebhookReceipt(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class PaymentFilters:
-    user_id: int | None = None  # the member's own id, or a staff filter
+class PaymentFilters(MemberRowFilters):
     status: PaymentStatus | None = None
     type: PaymentType | None = None
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from library_service.core import routing as strict_json
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
+from library_service.core.errors import found
 from library_service.core.pagination import PageParams
 from library_service.models import Payment, PaymentStatus, PaymentType
 from library_service.notifications import messages
@@ -61,19 +62,13 @@ class PaymentService:
     async def list_payments(
         self, user: AuthUser, filters: PaymentFilters, page: PageParams
     ) -> tuple[Sequence[Payment], int]:
-        if not user.is_staff:  # members see their own, whatever they ask for
-            filters = PaymentFilters(user_id=user.id, status=filters.status, type=filters.type)
         async with self.uow.read() as session:
-            return await PaymentRepository(session).list(filters, page)
+            return await PaymentRepository(session).list(user.restrict(filters), page)
 
     async def get_payment(self, payment_id: int, user: AuthUser) -> Payment:
         async with self.uow.read() as session:
-            payment = await PaymentRepository(session).get(
-                payment_id, user_id=None if user.is_staff else user.id
-            )
-        if payment is None:
-            raise PaymentNotFoundError
-        return payment
+            payment = await PaymentRepository(session).get(payment_id, user_id=user.restricted_to)
+        return found(payment, PaymentNotFoundError)
 
     async def summary(self, payment_id: int) -> PaymentSummary:
         """The payment with its member and book."""
@@ -83,9 +78,7 @@ class PaymentService:
     async def describe_cancel(self, session_id: str) -> Payment:
         async with self.uow.read() as session:
             payment = await PaymentRepository(session).get_by_session_id(session_id)
-        if payment is None:
-            raise UnknownSessionError
-        return payment
+        return found(payment, UnknownSessionError)
 
     # -- Stripe's redirects and webhooks ------------------------------------------------
 

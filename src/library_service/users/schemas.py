@@ -1,13 +1,23 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from library_service.core.params import InputModel, PatchModel
 from library_service.core.security import MAX_PASSWORD_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRowFilters:
+    """Filters of a list whose rows each belong to a member (borrowings, holds, payments)."""
+
+    user_id: int | None = None  # the member's own id, or a staff filter
+
+
+F = TypeVar("F", bound=MemberRowFilters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +27,15 @@ class AuthUser:
     id: int
     email: str
     is_staff: bool
+
+    @property
+    def restricted_to(self) -> int | None:
+        """Whose rows this user may read: a member only their own, staff anyone's (None)."""
+        return None if self.is_staff else self.id
+
+    def restrict(self, filters: F) -> F:
+        """Members see their own rows, whatever they ask for; staff what they ask for."""
+        return filters if self.is_staff else replace(filters, user_id=self.id)
 
 
 MIN_PASSWORD_BYTES = 8

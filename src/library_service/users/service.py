@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
-from library_service.core.errors import PermissionDeniedError
+from library_service.core.errors import PermissionDeniedError, found
 from library_service.core.pagination import PageParams
 from library_service.core.ratelimit import LoginAttempt, LoginThrottle
 from library_service.core.security import (
@@ -129,9 +129,7 @@ class UserService:
     async def get_profile(self, user_id: int) -> User:
         async with self.uow.read() as session:
             user = await UserRepository(session).get(user_id)
-        if user is None:
-            raise UserNotFoundError
-        return user
+        return found(user, UserNotFoundError)
 
     async def update_profile(self, user_id: int, data: UserUpdate | UserPatch) -> User:
         # Hash before touching the database, so no connection waits on bcrypt.
@@ -142,9 +140,7 @@ class UserService:
         try:
             async with self.uow.write() as session:
                 users = UserRepository(session)
-                user = await users.get(user_id)
-                if user is None:
-                    raise UserNotFoundError
+                user = found(await users.get(user_id), UserNotFoundError)
                 email = changes.get("email")
                 if email is not None and await users.email_taken(email, except_user_id=user_id):
                     raise EmailTakenError
@@ -182,9 +178,7 @@ class UserService:
             staff_ids: Sequence[int] = ()
             if data.removes_access:
                 staff_ids = await users.lock_active_staff()
-            user = await users.get(user_id, for_update=True)
-            if user is None:
-                raise UserNotFoundError
+            user = found(await users.get(user_id, for_update=True), UserNotFoundError)
             if data.removes_access:
                 if user.id in staff_ids and len(staff_ids) == 1:
                     raise LastStaffError
