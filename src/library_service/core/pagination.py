@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from library_service.core.db import AnyRow, AnySelect
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -29,6 +34,25 @@ async def page_params(
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+async def fetch_page(
+    session: AsyncSession, statement: AnySelect, page: PageParams
+) -> tuple[Sequence[AnyRow], int]:
+    """One page of the rows `statement` selects, and how many it selects in all.
+
+    The total comes in the same round trip, as a window count beside each row; only a page
+    past the end, with no row to carry it, is counted apart.
+    """
+    paged = statement.add_columns(func.count().over().label("total"))
+    rows = (await session.execute(paged.limit(page.limit).offset(page.offset))).all()
+    if rows:
+        return rows, rows[0].total
+    if page.offset == 0:
+        return rows, 0
+    counting = statement.with_only_columns(func.count(), maintain_column_froms=True)
+    return rows, int(await session.scalar(counting.order_by(None)) or 0)
+
 
 T = TypeVar("T")
 

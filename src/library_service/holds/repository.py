@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
 from library_service.core.db import AnyRow, AnySelect
-from library_service.core.pagination import PageParams
+from library_service.core.pagination import PageParams, fetch_page
 from library_service.holds.schemas import HoldFilters
 from library_service.models import OPEN_HOLD_STATUSES, Book, Borrowing, Hold, HoldStatus
 
@@ -76,13 +76,8 @@ class HoldRepository:
         if filters.status is not None:
             conditions.append(Hold.status == filters.status.value)
         statement = _views().where(*conditions).order_by(Hold.id.desc())
-        rows = (await self.session.execute(statement.limit(page.limit).offset(page.offset))).all()
-        if rows:
-            return [_view(row) for row in rows], rows[0].total
-        if page.offset == 0:
-            return [], 0
-        counting = select(func.count()).select_from(Hold).where(*conditions)
-        return [], int(await self.session.scalar(counting) or 0)
+        rows, total = await fetch_page(self.session, statement, page)
+        return [_view(row) for row in rows], total
 
     async def oldest_waiting(self, book_id: int, *, limit: int) -> Sequence[Hold]:
         """The first `limit` holds of a book's queue, with their members (call it under the
@@ -144,9 +139,7 @@ def _owned_by(user_id: int | None) -> tuple[ColumnElement[bool], ...]:
 
 
 def _views() -> AnySelect:
-    return select(Hold, Book, _position(), func.count().over().label("total")).join(
-        Book, Book.id == Hold.book_id
-    )
+    return select(Hold, Book, _position()).join(Book, Book.id == Hold.book_id)
 
 
 def _view(row: AnyRow) -> HoldView:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from library_service.core.pagination import PageParams
+from library_service.core.pagination import PageParams, fetch_page
 from library_service.models import Book, Borrowing, Payment, PaymentStatus, StripeEvent, User
 from library_service.payments.schemas import PaymentFilters
 from library_service.payments.stripe_client import CheckoutSession
@@ -77,23 +77,15 @@ class PaymentRepository:
     async def list(
         self, filters: PaymentFilters, page: PageParams
     ) -> tuple[Sequence[Payment], int]:
-        statement = select(Payment, func.count().over().label("total"))
+        statement = select(Payment)
         if filters.user_id is not None:
             statement = statement.join(Borrowing).where(Borrowing.user_id == filters.user_id)
         if filters.status is not None:
             statement = statement.where(Payment.status == filters.status)
         if filters.type is not None:
             statement = statement.where(Payment.type == filters.type)
-        statement = statement.order_by(Payment.id.desc()).limit(page.limit).offset(page.offset)
-        rows = (await self.session.execute(statement)).all()
-        if rows:
-            return [row.Payment for row in rows], rows[0].total
-        if page.offset == 0:
-            return [], 0
-        count_statement = select(func.count()).select_from(
-            statement.order_by(None).limit(None).offset(None).subquery()
-        )
-        return [], int(await self.session.scalar(count_statement) or 0)
+        rows, total = await fetch_page(self.session, statement.order_by(Payment.id.desc()), page)
+        return [row.Payment for row in rows], total
 
     async def mark_paid(self, session_id: str) -> PaymentSummary | None:
         """PAID once: the payment if this call changed it; None if it was already paid or

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from library_service.core.pagination import PageParams
+from library_service.core.pagination import PageParams, fetch_page
 from library_service.core.search import text_search
 from library_service.models import User
 from library_service.users.schemas import AuthUser, MemberFilters
@@ -39,20 +39,9 @@ class UserRepository:
             conditions.append(User.is_active.is_(filters.is_active))
         if filters.is_staff is not None:
             conditions.append(User.is_staff.is_(filters.is_staff))
-        statement = (
-            select(User, func.count().over().label("total"))
-            .where(*conditions)
-            .order_by(User.id)
-            .limit(page.limit)
-            .offset(page.offset)
-        )
-        rows = (await self.session.execute(statement)).all()
-        if rows:
-            return [row.User for row in rows], rows[0].total
-        if page.offset == 0:
-            return [], 0
-        counting = select(func.count()).select_from(User).where(*conditions)
-        return [], int(await self.session.scalar(counting) or 0)
+        statement = select(User).where(*conditions).order_by(User.id)
+        rows, total = await fetch_page(self.session, statement, page)
+        return [row.User for row in rows], total
 
     async def lock_active_staff(self) -> Sequence[int]:
         """Lock every active staff account, in id order, and return their ids.
