@@ -7,11 +7,13 @@ request: a failure is reported at once as `PaymentProviderUnavailableError`.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import stripe
 
@@ -20,6 +22,9 @@ from library_service.core.money import as_integer_cents
 from library_service.payments.errors import PaymentProviderUnavailableError
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,26 @@ class CheckoutSession:
         )
 
 
+def _reported_as_unavailable(
+    action: str,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """A failure of Stripe's that the method lets through is logged (as the `action` that
+    failed) and raised as PaymentProviderUnavailableError."""
+
+    def decorate(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(method)
+        async def asking_stripe(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await method(*args, **kwargs)
+            except stripe.StripeError as exc:
+                logger.warning("Stripe: could not %s: %s", action, exc.user_message or exc)
+                raise PaymentProviderUnavailableError from exc
+
+        return asking_stripe
+
+    return decorate
+
+
 class StripeGateway:
     def __init__(self, settings: Settings) -> None:
         self._http = stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
@@ -55,6 +80,7 @@ class StripeGateway:
             max_network_retries=0,
         )
 
+    @_reported_as_unavailable("create a Checkout Session")
     async def create_checkout_session(
         self,
         *,
@@ -83,27 +109,24 @@ class StripeGateway:
             "client_reference_id": str(payment_id),
             "metadata": {"payment_id": str(payment_id)},
         }
-        try:
-            session = await self._client.v1.checkout.sessions.create_async(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": idempotency_key},
-            )
-        except stripe.StripeError as exc:
-            raise _unavailable("create a Checkout Session", exc) from exc
+        session = await self._client.v1.checkout.sessions.create_async(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key},
+        )
         return CheckoutSession.from_stripe(session)
 
+    @_reported_as_unavailable("retrieve a Checkout Session")
     async def retrieve_checkout_session(self, session_id: str) -> CheckoutSession | None:
         """The session, or None if Stripe does not know it."""
         try:
             session = await self._client.v1.checkout.sessions.retrieve_async(session_id)
         except stripe.InvalidRequestError as exc:
-            if exc.code == "resource_missing":
-                return None
-            raise _unavailable("retrieve a Checkout Session", exc) from exc
-        except stripe.StripeError as exc:
-            raise _unavailable("retrieve a Checkout Session", exc) from exc
+            if exc.code != "resource_missing":
+                raise
+            return None
         return CheckoutSession.from_stripe(session)
 
+    @_reported_as_unavailable("expire a Checkout Session")
     async def expire_checkout_session(self, session_id: str) -> CheckoutSession | None:
         """Expire an open session; returns its final state (None if unknown to Stripe)."""
         try:
@@ -111,14 +134,7 @@ class StripeGateway:
         except stripe.InvalidRequestError:
             # Already complete or expired: report what it is now.
             return await self.retrieve_checkout_session(session_id)
-        except stripe.StripeError as exc:
-            raise _unavailable("expire a Checkout Session", exc) from exc
         return CheckoutSession.from_stripe(session)
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
-
-
-def _unavailable(action: str, exc: stripe.StripeError) -> PaymentProviderUnavailableError:
-    logger.warning("Stripe: could not %s: %s", action, exc.user_message or exc)
-    return PaymentProviderUnavailableError()
