@@ -9,6 +9,7 @@ from decimal import Decimal
 from library_service.core.money import to_cents
 from library_service.models import Book, Borrowing, Hold
 from library_service.notifications.repository import CopyPutAside, DueBorrowing
+from library_service.payments.repository import PaymentSummary
 
 
 def usd(amount: Decimal) -> str:
@@ -53,20 +54,12 @@ def borrowing_returned(
     )
 
 
-def payment_received(
-    *,
-    payment_id: int,
-    payment_type: str,
-    amount: Decimal,
-    email: str,
-    title: str,
-    borrowing_id: int,
-) -> str:
-    what = "fine" if payment_type == "FINE" else "borrowing fee"
+def payment_received(paid: PaymentSummary) -> str:
+    what = "fine" if paid.type == "FINE" else "borrowing fee"
     return (
-        f"💳 Payment received: {usd(amount)} {what}\n"
-        f"Member: {email}\n"
-        f"For «{title}» (borrowing #{borrowing_id}, payment #{payment_id})"
+        f"💳 Payment received: {usd(paid.money_to_pay)} {what}\n"
+        f"Member: {paid.email}\n"
+        f"For «{paid.title}» (borrowing #{paid.borrowing_id}, payment #{paid.id})"
     )
 
 

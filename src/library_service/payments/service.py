@@ -233,15 +233,5 @@ async def _fulfil(session: AsyncSession, session_id: str) -> bool:
     paid = await PaymentRepository(session).mark_paid(session_id)
     if paid is None:
         return False
-    await NotificationService(session).record(
-        "payment_paid",
-        messages.payment_received(
-            payment_id=paid.id,
-            payment_type=paid.type,
-            amount=paid.money_to_pay,
-            email=paid.email,
-            title=paid.title,
-            borrowing_id=paid.borrowing_id,
-        ),
-    )
+    await NotificationService(session).record("payment_paid", messages.payment_received(paid))
     return True
