@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 
 from library_service.books.schemas import (
     BookCreate,
@@ -16,14 +16,10 @@ from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath
-from library_service.core.routing import StrictJSONRoute
+from library_service.core.routing import domain_router
 from library_service.users.dependencies import StaffUser
 
-router = APIRouter(
-    route_class=StrictJSONRoute,
-    prefix="/api/books",
-    tags=["books"],
-)
+router = domain_router("books")
 
 
 async def book_filters(

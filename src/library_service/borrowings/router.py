@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import Depends, Query, Request, status
 
 from library_service.borrowings.schemas import (
     BorrowingCreate,
@@ -17,15 +17,11 @@ from library_service.core.errors import error_responses
 from library_service.core.idempotency import IDEMPOTENT_RESPONSES, Idempotent
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import IdPath, UserIdFilter
-from library_service.core.routing import StrictJSONRoute
+from library_service.core.routing import domain_router
 from library_service.payments.dependencies import CheckoutDep
 from library_service.users.dependencies import CurrentUser
 
-router = APIRouter(
-    route_class=StrictJSONRoute,
-    prefix="/api/borrowings",
-    tags=["borrowings"],
-)
+router = domain_router("borrowings")
 
 
 async def get_borrowing_service(

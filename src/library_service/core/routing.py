@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -79,3 +79,9 @@ class StrictJSONRoute(APIRoute):
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict_json_handler
+
+
+def domain_router(domain: str) -> APIRouter:
+    """A domain's routes: under /api/<domain>, tagged with it, their JSON bodies parsed by
+    `loads`."""
+    return APIRouter(route_class=StrictJSONRoute, prefix=f"/api/{domain}", tags=[domain])

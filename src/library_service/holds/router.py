@@ -2,23 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import Depends, Query, Request, status
 
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import MAX_ID, IdPath, UserIdFilter
-from library_service.core.routing import StrictJSONRoute
+from library_service.core.routing import domain_router
 from library_service.holds.schemas import HoldCreate, HoldFilters, HoldRead
 from library_service.holds.service import HoldService
 from library_service.models import HoldStatus
 from library_service.users.dependencies import CurrentUser
 
-router = APIRouter(
-    route_class=StrictJSONRoute,
-    prefix="/api/holds",
-    tags=["holds"],
-)
+router = domain_router("holds")
 
 
 async def get_hold_service(uow: UnitOfWorkDep, settings: SettingsDep) -> HoldService:

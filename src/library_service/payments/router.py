@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from library_service.core.dependencies import SettingsDep
 from library_service.core.errors import error_responses
 from library_service.core.idempotency import IDEMPOTENT_RESPONSES, Idempotent
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath, UserIdFilter
-from library_service.core.routing import StrictJSONRoute
+from library_service.core.routing import domain_router
 from library_service.models import PaymentStatus, PaymentType
 from library_service.payments.dependencies import PaymentServiceDep
 from library_service.payments.landing import Landing, wants_html
@@ -22,11 +22,7 @@ from library_service.payments.schemas import (
 )
 from library_service.users.dependencies import CurrentUser
 
-router = APIRouter(
-    route_class=StrictJSONRoute,
-    prefix="/api/payments",
-    tags=["payments"],
-)
+router = domain_router("payments")
 
 SessionIdQuery = Annotated[
     CleanStr, Query(min_length=1, max_length=255, description="Stripe's id.")

@@ -9,7 +9,7 @@ from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath
 from library_service.core.ratelimit import LoginThrottle
-from library_service.core.routing import StrictJSONRoute
+from library_service.core.routing import StrictJSONRoute, domain_router
 from library_service.users.dependencies import CurrentUser, StaffUser
 from library_service.users.schemas import (
     AccessToken,
@@ -26,11 +26,7 @@ from library_service.users.schemas import (
 )
 from library_service.users.service import UserService
 
-router = APIRouter(
-    route_class=StrictJSONRoute,
-    prefix="/api/users",
-    tags=["users"],
-)
+router = domain_router("users")
 
 
 async def get_user_service(
