@@ -20,6 +20,15 @@ app = typer.Typer(
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def alembic_ini() -> Path:
+    """The checkout's alembic.ini; in an image, where the package is installed and the
+    migrations sit in the working directory (the Dockerfile's /app), that one."""
+    beside_sources = ROOT / "alembic.ini"
+    return beside_sources if beside_sources.exists() else Path.cwd() / "alembic.ini"
+
+
 LOCAL_DATABASE = "library"
 
 T = TypeVar("T")
@@ -53,7 +62,7 @@ def _migrate(settings: Settings) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
+    config = Config(str(alembic_ini()))
     config.attributes["database_url"] = settings.DATABASE_URL
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")

@@ -100,3 +100,18 @@ async def test_migrate_is_idempotent(runner):
     result = await invoke(runner, "migrate")
     assert result.exit_code == 0, result.output
     assert "up to date" in result.output
+
+
+def test_migrations_are_found_in_the_working_directory_of_an_installed_package(
+    tmp_path, monkeypatch
+):
+    """The image installs the package into site-packages and puts alembic.ini and
+    migrations/ in its working directory (/app): that is where they are looked for then."""
+    from library_service import cli
+
+    monkeypatch.setattr(cli, "ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    assert cli.alembic_ini() == tmp_path / "alembic.ini"
+    monkeypatch.setattr(cli, "ROOT", cli.Path(__file__).resolve().parents[2])
+    assert cli.alembic_ini() == cli.ROOT / "alembic.ini"
+    assert cli.alembic_ini().exists()
