@@ -61,6 +61,18 @@ def _on(n: int | None) -> contextlib.AbstractContextManager[None]:
     return contextlib.nullcontext() if n is None else on_day(n)
 
 
+# The settings production must have, for tests of what production does.
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "SECRET_KEY": "x" * 48,
+    "DATABASE_URL": "postgresql://library@db/library",
+    "REDIS_URL": "redis://redis:6379/0",
+    "STRIPE_SECRET_KEY": "sk_live_123",
+    "STRIPE_WEBHOOK_SECRET": "whsec_123",
+    "PUBLIC_BASE_URL": "https://library.example.com",
+}
+
+
 # -- the factory ------------------------------------------------------------------------------
 
 PASSWORD = "password123"  # every factory user's, unless a test gives another

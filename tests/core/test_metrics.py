@@ -23,18 +23,10 @@ from library_service.main import create_app
 from library_service.models import Notification
 from library_service.notifications import jobs as notification_jobs
 from library_service.worker import worker_settings
+from tests.factories import PRODUCTION
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 BORROWING_ROUTE = "/api/borrowings/{borrowing_id}/"
-PRODUCTION = {
-    "ENVIRONMENT": "production",
-    "SECRET_KEY": "x" * 48,
-    "DATABASE_URL": "postgresql://library@db/library",
-    "REDIS_URL": "redis://redis:6379/0",
-    "STRIPE_SECRET_KEY": "sk_live_123",
-    "STRIPE_WEBHOOK_SECRET": "whsec_123",
-    "PUBLIC_BASE_URL": "https://library.example.com",
-}
 
 
 async def scrape(client: httpx.AsyncClient, **headers: str) -> Samples:

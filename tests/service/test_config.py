@@ -13,16 +13,7 @@ from library_service.core.config import DEFAULT_SECRET_KEY, Settings
 from library_service.core.logging import JsonFormatter
 from library_service.core.middleware import request_id_var
 from library_service.main import create_app
-
-PRODUCTION = {
-    "ENVIRONMENT": "production",
-    "SECRET_KEY": "x" * 48,
-    "DATABASE_URL": "postgresql://library@db/library",
-    "REDIS_URL": "redis://redis:6379/0",
-    "STRIPE_SECRET_KEY": "sk_live_123",
-    "STRIPE_WEBHOOK_SECRET": "whsec_123",
-    "PUBLIC_BASE_URL": "https://library.example.com",
-}
+from tests.factories import PRODUCTION
 
 
 def make(**values: object) -> Settings:
