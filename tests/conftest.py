@@ -87,6 +87,8 @@ def settings(database_url_for_tests: str, redis_url_for_tests: str) -> Settings:
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         STRIPE_API_BASE=STRIPE_BASE,
         STRIPE_TIMEOUT_SECONDS=2,
+        # Where the worker's checkout links send payers (the API's own follow each request).
+        PUBLIC_BASE_URL="http://testserver",
         TELEGRAM_API_BASE=TELEGRAM_BASE,
         TELEGRAM_BOT_TOKEN="123:test-token",
         TELEGRAM_CHAT_ID="-100123",

@@ -34,10 +34,11 @@ from sqlalchemy import func, select
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import Database
-from library_service.core.security import create_token, hash_password
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.holds.tasks import expire_uncollected_holds
 from library_service.models import Book, Borrowing, Hold, Notification, Payment, User
+from library_service.services import Services
+from library_service.users.security import create_token, hash_password
 
 M = TypeVar("M")
 
@@ -583,8 +584,15 @@ async def post_event(client: httpx.AsyncClient, payload: bytes, header: str | No
 
 
 def task_ctx(app: Any, db: Database, settings: Settings) -> dict[str, Any]:
-    """What the worker hands a payment job."""
-    return {"db": db, "stripe": app.state.stripe, "settings": settings, "redis": app.state.queue}
+    """What the worker hands a job (its services built from `settings`, as at its start)."""
+    services = Services(settings, db, app.state.queue, app.state.stripe)
+    return {
+        "db": db,
+        "stripe": app.state.stripe,
+        "settings": settings,
+        "redis": app.state.queue,
+        "services": services,
+    }
 
 
 async def expire_holds(app: Any, db: Database, settings: Settings, *, on: int | None = None) -> int:

@@ -182,9 +182,9 @@ def run(
     """
     import uvicorn
 
-    from library_service.core import metrics
     from library_service.core.logging import configure_logging
     from library_service.dev import local
+    from library_service.web import metrics
 
     settings = get_settings()
     configure_logging(json_logs=settings.json_logs)
@@ -197,7 +197,7 @@ def run(
         if not settings.is_production:
             settings = _prepare_local_run(stack, host=host, port=port)
         if with_worker:
-            local.start_worker_thread(stack, settings)
+            local.start_worker_thread(stack, _worker_settings(settings, host=host, port=port))
         if settings.metrics_enabled:
             stack.enter_context(metrics.shared_across_processes(workers))
         uvicorn.run(
@@ -220,6 +220,15 @@ def _prepare_local_run(stack: ExitStack, *, host: str, port: int) -> Settings:
     demo = _await(local.first_run_setup(settings))
     local.print_banner(settings, host=host, port=port, demo_accounts=demo)
     return settings
+
+
+def _worker_settings(settings: Settings, *, host: str, port: int) -> Settings:
+    """The worker makes checkout links outside any request: without PUBLIC_BASE_URL, they
+    send payers back to the API this command serves."""
+    if settings.PUBLIC_BASE_URL:
+        return settings
+    reachable = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
+    return settings.model_copy(update={"PUBLIC_BASE_URL": f"http://{reachable}:{port}"})
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

@@ -18,18 +18,19 @@ from library_service.books.router import router as books_router
 from library_service.borrowings.router import router as borrowings_router
 from library_service.core.config import Settings, get_settings
 from library_service.core.db import Database
-from library_service.core.docs import install_docs
 from library_service.core.errors import install_error_handlers
-from library_service.core.idempotency import install_idempotency
 from library_service.core.logging import configure_logging
-from library_service.core.metrics import install_metrics, watch_pool
-from library_service.core.middleware import ServiceMiddleware
-from library_service.core.openapi import install_dated_examples
 from library_service.core.queue import connect_queue, worker_state
 from library_service.holds.router import router as holds_router
 from library_service.payments.router import router as payments_router
 from library_service.payments.stripe_client import StripeGateway
+from library_service.services import Services
 from library_service.users.router import router as users_router
+from library_service.web.docs import install_docs
+from library_service.web.idempotency import install_idempotency
+from library_service.web.metrics import install_metrics, watch_pool
+from library_service.web.middleware import ServiceMiddleware
+from library_service.web.openapi import install_dated_examples
 
 DESCRIPTION = """
 Circulation API of the library: the catalogue, borrowings with their daily fees and fines,
@@ -58,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     unwatch_pool = watch_pool(app.state.db) if settings.metrics_enabled else None
     app.state.queue = connect_queue(settings.REDIS_URL) if settings.REDIS_URL else None
     app.state.stripe = StripeGateway(settings)
+    app.state.services = Services(settings, app.state.db, app.state.queue, app.state.stripe)
     # Everything allocated so far lives as long as the process: keep it out of GC passes,
     # and collect the youngest generation less often (requests allocate many short-lived
     # objects; the default threshold of 700 runs a pass every few requests).

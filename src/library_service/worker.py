@@ -14,10 +14,8 @@ from typing import Any
 from arq import Retry, cron, func
 from arq.typing import WorkerCoroutine
 
-from library_service.core import idempotency
 from library_service.core.config import Settings
 from library_service.core.db import Database
-from library_service.core.metrics import count_jobs
 from library_service.core.outages import Outage, is_database_unavailable, retry_delay
 from library_service.core.queue import redis_settings
 from library_service.holds import jobs as hold_jobs
@@ -36,6 +34,9 @@ from library_service.payments.tasks import (
     attach_missing_sessions,
     poll_expired_sessions,
 )
+from library_service.services import Services
+from library_service.web import idempotency
+from library_service.web.metrics import count_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["db"] = Database.connect(settings.DATABASE_URL, settings, pool_size=10)
     ctx["database_outage"] = Outage("PostgreSQL")
     ctx["stripe"] = StripeGateway(settings)
+    ctx["services"] = Services(settings, ctx["db"], ctx["redis"], ctx["stripe"])
     ctx["telegram"] = TelegramClient(settings)
     if not ctx["telegram"].configured:
         logger.info("TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID unset: staff messages go to this log")

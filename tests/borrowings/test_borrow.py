@@ -295,7 +295,7 @@ async def test_borrow_requires_authentication(client, factory, db, sandbox, froz
 
 
 async def test_borrow_with_a_refresh_token_is_refused(client, factory, db, sandbox, settings):
-    from library_service.core.security import create_token
+    from library_service.users.security import create_token
 
     member = await factory.member()
     book = await factory.book(inventory=2)

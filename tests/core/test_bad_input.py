@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from library_service.core import clock
-from library_service.core.security import ALGORITHM
 from library_service.models import Book, Borrowing, Payment, User
+from library_service.users.security import ALGORITHM
 
 MONDAY = datetime(2026, 3, 2, 12, tzinfo=UTC)
 

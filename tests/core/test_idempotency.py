@@ -15,8 +15,10 @@ import pytest
 import respx
 from sqlalchemy import func, select, text, update
 
-from library_service.core import clock, idempotency
+from library_service.core import clock
 from library_service.models import Book, Borrowing, IdempotencyKey, Notification, Payment
+from library_service.web.idempotency import errors as idempotency_errors
+from library_service.web.idempotency import store as idempotency
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 DAY0 = T0.date()
@@ -465,7 +467,7 @@ async def test_a_claim_that_lapsed_before_its_commit_is_taken_over(client, facto
     assert retried.status_code == 201, retried.text
     assert "idempotent-replayed" not in retried.headers
     async with db.sessionmaker() as session:
-        with pytest.raises(idempotency.IdempotencyKeyInUseError):
+        with pytest.raises(idempotency_errors.IdempotencyKeyInUseError):
             await crashed.mark_committed(session)
         await session.rollback()
     assert await borrowings(db) == 1

@@ -15,13 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from library_service.core import metrics
 from library_service.core.config import Settings
 from library_service.core.db import Database
 from library_service.core.outages import Outage
 from library_service.main import create_app
 from library_service.models import Notification
 from library_service.notifications import jobs as notification_jobs
+from library_service.web import metrics
 from library_service.worker import worker_settings
 from tests.factories import PRODUCTION
 
@@ -214,7 +214,7 @@ async def test_counts_of_several_api_processes_add_up(client, tmp_path: Path, mo
     """`run --workers N`: each process writes its counts to the shared folder, and a
     scrape of any one of them reads them all."""
     count_one_request = (
-        "from library_service.core.metrics import REQUESTS, REQUEST_SECONDS\n"
+        "from library_service.web.metrics import REQUESTS, REQUEST_SECONDS\n"
         "REQUESTS.labels('GET', '/api/elsewhere/', '200').inc()\n"
         "REQUEST_SECONDS.labels('GET', '/api/elsewhere/').observe(0.01)\n"
     )

@@ -14,11 +14,11 @@ from sqlalchemy import func, select, update
 
 from library_service.books.schemas import BookCreate
 from library_service.core.config import Settings, get_settings
-from library_service.core.security import hash_password
 from library_service.dev import local
 from library_service.dev.embedded import free_port
 from library_service.dev.seed import DEMO_BOOKS, demo_books
 from library_service.models import Book, User
+from library_service.users.security import hash_password
 from tests.sandbox.test_sandbox_stripe import KEY, flatten, session_params
 
 # -- the sandbox Stripe of `make run` ------------------------------------------------------------

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from library_service.cli import app as cli
 from library_service.core.config import get_settings
-from library_service.core.security import verify_password
 from library_service.models import Book, User
+from library_service.users.security import verify_password
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from library_service.core.config import DEFAULT_SECRET_KEY, Settings
 from library_service.core.logging import JsonFormatter
-from library_service.core.middleware import request_id_var
 from library_service.main import create_app
+from library_service.web.middleware import request_id_var
 from tests.factories import PRODUCTION
 
 

@@ -12,8 +12,8 @@ from jose import jwt
 from sqlalchemy import update
 
 from library_service.core import clock
-from library_service.core.security import create_token, decode_token
 from library_service.models import User
+from library_service.users.security import create_token, decode_token
 from tests.factories import (
     BOOK_FIELDS,
     PASSWORD,

@@ -13,11 +13,10 @@ from library_service.books.service import BookService
 from library_service.borrowings.service import BorrowingService
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
-from library_service.core.ratelimit import LoginThrottle
 from library_service.holds.service import HoldService
 from library_service.notifications.service import StaffMessageService
-from library_service.payments.checkout import CheckoutSaga, CheckoutUrls
 from library_service.payments.service import PaymentService
+from library_service.services import Services
 from library_service.users.schemas import AuthUser
 from library_service.users.service import UserService
 
@@ -26,8 +25,9 @@ ADMIN_PATH = "/admin"
 
 @dataclass(frozen=True, slots=True)
 class Desk:
-    """The API application, whose state holds the database, the queue and Stripe once its
-    lifespan has started (the admin is mounted before that)."""
+    """The API application, whose state holds the composition root once its lifespan has
+    started (the admin is mounted before that). Each action gets its services over a unit
+    of work of its own, built exactly as for the API."""
 
     app: FastAPI
 
@@ -36,44 +36,39 @@ class Desk:
         settings: Settings = self.app.state.settings
         return settings
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.app.state.db, self.app.state.queue)
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    def _uow(self) -> UnitOfWork:
+        return self.services.unit_of_work()
 
     def users(self) -> UserService:
-        settings = self.settings
-        throttle = LoginThrottle(
-            self.app.state.queue,
-            limit=settings.LOGIN_RATE_LIMIT,
-            window_seconds=settings.LOGIN_RATE_WINDOW_SECONDS,
-        )
-        return UserService(self.uow(), settings=settings, throttle=throttle)
+        return self.services.users(self._uow())
 
     def books(self) -> BookService:
-        return BookService(self.uow(), settings=self.settings)
+        return self.services.books(self._uow())
 
     def borrowings(self, request: Request) -> BorrowingService:
-        return BorrowingService(self.uow(), settings=self.settings, checkout=self.checkout(request))
+        return self.services.borrowings(self._uow(), base_url=api_base_url(request))
 
     def holds(self) -> HoldService:
-        return HoldService(self.uow(), settings=self.settings)
+        return self.services.holds(self._uow())
 
     def payments(self, request: Request) -> PaymentService:
-        return PaymentService(self.uow(), settings=self.settings, checkout=self.checkout(request))
+        return self.services.payments(self._uow(), base_url=api_base_url(request))
 
     def messages(self) -> StaffMessageService:
-        return StaffMessageService(self.uow())
+        return self.services.staff_messages(self._uow())
 
     def figures(self) -> DeskService:
-        return DeskService(self.uow(), settings=self.settings)
-
-    def checkout(self, request: Request) -> CheckoutSaga:
-        """The checkout saga, sending payers back to the API's pages (not the admin's)."""
-        base = self.settings.PUBLIC_BASE_URL or api_base_url(request)
-        return CheckoutSaga(self.uow(), self.app.state.stripe, CheckoutUrls.for_base(base))
+        return self.services.desk(self._uow())
 
 
 def api_base_url(request: Request) -> str:
-    """The API's base URL as this request reached the admin: its origin and any prefix a
+    """The API's base URL as this request reached the admin (Stripe sends payers back to
+    the API's pages, not the admin's): its origin and any prefix a
     proxy serves the application under, without the admin's own path."""
     root: str = request.scope.get("root_path", "")
     if root.endswith(ADMIN_PATH):

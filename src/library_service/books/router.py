@@ -11,13 +11,12 @@ from library_service.books.schemas import (
     BookPatch,
     BookRead,
 )
-from library_service.books.service import BookService
-from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.core.params import CleanStr, IdPath
-from library_service.core.routing import domain_router
+from library_service.services import BookServiceDep
 from library_service.users.dependencies import StaffUser
+from library_service.web.params import CleanStr, IdPath
+from library_service.web.routing import domain_router
 
 router = domain_router("books")
 
@@ -46,13 +45,6 @@ async def book_filters(
         withdrawn=withdrawn,
         ordering=ordering,
     )
-
-
-async def get_book_service(uow: UnitOfWorkDep, settings: SettingsDep) -> BookService:
-    return BookService(uow, settings=settings)
-
-
-BookServiceDep = Annotated[BookService, Depends(get_book_service)]
 
 
 @router.get("/", operation_id="books_list", responses=error_responses())

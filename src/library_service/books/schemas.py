@@ -14,8 +14,8 @@ from pydantic import (
 )
 
 from library_service.core.money import Money
-from library_service.core.params import InputModel, PatchModel
 from library_service.models import Cover
+from library_service.web.params import InputModel, PatchModel
 
 
 def _normalize_isbn(value: str) -> str:

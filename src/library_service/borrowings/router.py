@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, status
+from fastapi import Query, Request, status
 
 from library_service.borrowings.schemas import (
     BorrowingCreate,
@@ -11,26 +11,15 @@ from library_service.borrowings.schemas import (
     BorrowingFilters,
     BorrowingRead,
 )
-from library_service.borrowings.service import BorrowingService
-from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
-from library_service.core.idempotency import IDEMPOTENT_RESPONSES, Idempotent
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.core.params import IdPath, UserIdFilter
-from library_service.core.routing import domain_router
-from library_service.payments.dependencies import CheckoutDep
-from library_service.users.dependencies import CurrentUser
+from library_service.services import BorrowingServiceDep
+from library_service.users.dependencies import CurrentUser, Idempotent
+from library_service.web.idempotency import IDEMPOTENT_RESPONSES
+from library_service.web.params import IdPath, UserIdFilter
+from library_service.web.routing import domain_router
 
 router = domain_router("borrowings")
-
-
-async def get_borrowing_service(
-    uow: UnitOfWorkDep, settings: SettingsDep, checkout: CheckoutDep
-) -> BorrowingService:
-    return BorrowingService(uow, settings=settings, checkout=checkout)
-
-
-BorrowingServiceDep = Annotated[BorrowingService, Depends(get_borrowing_service)]
 
 
 @router.get("/", operation_id="borrowings_list", responses=error_responses(401))

@@ -7,10 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from library_service.books.schemas import BookRead
 from library_service.core.money import Money
-from library_service.core.params import MAX_ID, InputModel
 from library_service.models import Cover
 from library_service.payments.schemas import PaymentRead
 from library_service.users.schemas import MemberRowFilters
+from library_service.web.params import MAX_ID, InputModel
 
 
 class BorrowingCreate(InputModel):

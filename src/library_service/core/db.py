@@ -42,6 +42,8 @@ from library_service.core.jobs import enqueue_deferred_jobs
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
+# What a write phase runs in its transaction just before it commits.
+BeforeCommitHooks = list[Callable[[AsyncSession], Awaitable[None]]]
 # Rows and selects of any shape (SQLAlchemy types them by their columns).
 AnyRow = Row[*tuple[Any, ...]]
 AnySelect = Select[*tuple[Any, ...]]
@@ -110,12 +112,19 @@ def _discard_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -
 class UnitOfWork:
     """A request's (or a job's) way to the database: a read phase or a write phase at a time."""
 
-    def __init__(self, db: Database, queue: ArqRedis | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: ArqRedis | None = None,
+        *,
+        before_commit: BeforeCommitHooks | None = None,
+    ) -> None:
         self.db = db
         self.queue = queue
         # Run by every write phase just before it commits, in its transaction (an
-        # Idempotency-Key is marked used together with the effects of its request).
-        self.before_commit: list[Callable[[AsyncSession], Awaitable[None]]] = []
+        # Idempotency-Key is marked used together with the effects of its request). The
+        # list may be shared: a request's hooks hold for every unit of work it uses.
+        self.before_commit: BeforeCommitHooks = [] if before_commit is None else before_commit
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 
 from library_service.core.config import Settings
 from library_service.core.db import Database, UnitOfWork
-from library_service.core.security import hash_password, verify_password
 from library_service.dev.seed import seed_books
 from library_service.models import User
 from library_service.users.repository import UserRepository
 from library_service.users.schemas import UserCreate
+from library_service.users.security import hash_password, verify_password
 from library_service.users.service import UserService
 
 

@@ -2,26 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, status
+from fastapi import Query, Request, status
 
-from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.core.params import MAX_ID, IdPath, UserIdFilter
-from library_service.core.routing import domain_router
 from library_service.holds.schemas import HoldCreate, HoldFilters, HoldRead
-from library_service.holds.service import HoldService
 from library_service.models import HoldStatus
+from library_service.services import HoldServiceDep
 from library_service.users.dependencies import CurrentUser
+from library_service.web.params import MAX_ID, IdPath, UserIdFilter
+from library_service.web.routing import domain_router
 
 router = domain_router("holds")
-
-
-async def get_hold_service(uow: UnitOfWorkDep, settings: SettingsDep) -> HoldService:
-    return HoldService(uow, settings=settings)
-
-
-HoldServiceDep = Annotated[HoldService, Depends(get_hold_service)]
 
 
 @router.get("/", operation_id="holds_list", responses=error_responses(401))

@@ -6,9 +6,9 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from library_service.borrowings.schemas import BookSummary
-from library_service.core.params import MAX_ID, InputModel
 from library_service.models import HoldStatus
 from library_service.users.schemas import MemberRowFilters
+from library_service.web.params import MAX_ID, InputModel
 
 
 class HoldCreate(InputModel):

@@ -92,8 +92,18 @@ class OpenedCheckout:
 Record = Callable[[AsyncSession, OpenedCheckout], Awaitable[T]]
 
 
+class PublicBaseUrlMissingError(RuntimeError):
+    """A checkout link was needed where no request tells the API's address."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "PUBLIC_BASE_URL is not set: a checkout session cannot be opened outside a "
+            "request (`library-service run` sets it to the address it serves on)."
+        )
+
+
 class CheckoutSaga:
-    def __init__(self, uow: UnitOfWork, stripe: StripeGateway, urls: CheckoutUrls) -> None:
+    def __init__(self, uow: UnitOfWork, stripe: StripeGateway, urls: CheckoutUrls | None) -> None:
         self.uow = uow
         self.stripe = stripe
         self.urls = urls
@@ -130,6 +140,8 @@ class CheckoutSaga:
     async def _open(
         self, payment_id: int, charge: Charge, idempotency_key: str | None, may_wait: bool
     ) -> CheckoutSession | None:
+        if self.urls is None:
+            raise PublicBaseUrlMissingError
         try:
             return await self.stripe.create_checkout_session(
                 payment_id=payment_id,

@@ -4,14 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
 
-from library_service.core.dependencies import SettingsDep
 from library_service.core.errors import error_responses
-from library_service.core.idempotency import IDEMPOTENT_RESPONSES, Idempotent
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.core.params import CleanStr, IdPath, UserIdFilter
-from library_service.core.routing import domain_router
 from library_service.models import PaymentStatus, PaymentType
-from library_service.payments.dependencies import PaymentServiceDep
 from library_service.payments.landing import Landing, wants_html
 from library_service.payments.schemas import (
     CheckoutCancelled,
@@ -20,7 +15,12 @@ from library_service.payments.schemas import (
     PaymentRead,
     WebhookReceipt,
 )
-from library_service.users.dependencies import CurrentUser
+from library_service.services import PaymentServiceDep
+from library_service.users.dependencies import CurrentUser, Idempotent
+from library_service.web.dependencies import SettingsDep
+from library_service.web.idempotency import IDEMPOTENT_RESPONSES
+from library_service.web.params import CleanStr, IdPath, UserIdFilter
+from library_service.web.routing import domain_router
 
 router = domain_router("payments")
 

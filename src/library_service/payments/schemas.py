@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from library_service.core.money import Money
-from library_service.core.params import CleanStr
 from library_service.models import PaymentStatus, PaymentType
 from library_service.users.schemas import MemberRowFilters
+from library_service.web.params import CleanStr
 
 
 class PaymentRead(BaseModel):

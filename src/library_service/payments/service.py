@@ -7,7 +7,6 @@ import stripe
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from library_service.core import routing as strict_json
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
@@ -35,6 +34,7 @@ from library_service.payments.schemas import (
     StripeEvent,
 )
 from library_service.users.schemas import AuthUser
+from library_service.web import routing as strict_json
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from library_service.core.db import UnitOfWork
-from library_service.payments.checkout import CheckoutSaga, CheckoutUrls
 from library_service.payments.errors import PaymentProviderUnavailableError
 from library_service.payments.service import PaymentService
 
@@ -16,11 +14,10 @@ POLL_BATCH = 100  # Stripe allows 100 reads/s; a minute's poll stays far below
 
 
 def _service(ctx: dict[str, Any]) -> PaymentService:
-    settings = ctx["settings"]
-    uow = UnitOfWork(ctx["db"], ctx["redis"])
-    # Production requires PUBLIC_BASE_URL; the local run serves on the default port.
-    urls = CheckoutUrls.for_base(settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000")
-    return PaymentService(uow, settings=settings, checkout=CheckoutSaga(uow, ctx["stripe"], urls))
+    # Checkout links made here send payers back to PUBLIC_BASE_URL (no request to ask).
+    services = ctx["services"]
+    payments: PaymentService = services.payments(services.unit_of_work())
+    return payments
 
 
 async def poll_expired_sessions(ctx: dict[str, Any]) -> dict[str, int]:

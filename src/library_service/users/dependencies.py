@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from library_service.core.dependencies import SettingsDep, UnitOfWorkDep
 from library_service.core.errors import AuthenticationError, PermissionDeniedError
-from library_service.core.security import InvalidTokenError, decode_token
 from library_service.users.errors import TokenNotValidError
 from library_service.users.repository import UserRepository
 from library_service.users.schemas import AuthUser
+from library_service.users.security import InvalidTokenError, decode_token
+from library_service.web.dependencies import SettingsDep, UnitOfWorkDep
+from library_service.web.idempotency import idempotent
 
 # Declares the scheme in OpenAPI, so Swagger UI's Authorize button takes a pasted token.
 _bearer = HTTPBearer(
@@ -64,3 +65,12 @@ async def require_staff(user: Annotated[AuthUser, Depends(get_current_user)]) ->
 
 CurrentUser = Annotated[AuthUser, Depends(get_current_user)]
 StaffUser = Annotated[AuthUser, Depends(require_staff)]
+
+
+async def current_user_id(user: CurrentUser) -> int:
+    return user.id
+
+
+# A write route's Idempotency-Key, which belongs to the authenticated user: for a write
+# route, `dependencies=[Idempotent], responses=IDEMPOTENT_RESPONSES`.
+Idempotent = idempotent(current_user_id)

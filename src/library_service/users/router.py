@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
-from library_service.core.dependencies import SettingsDep, UnitOfWorkDep, get_queue
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.core.params import CleanStr, IdPath
-from library_service.core.ratelimit import LoginThrottle
-from library_service.core.routing import StrictJSONRoute, domain_router
+from library_service.services import UserServiceDep
 from library_service.users.dependencies import CurrentUser, StaffUser
 from library_service.users.schemas import (
     AccessToken,
@@ -24,23 +21,10 @@ from library_service.users.schemas import (
     UserRead,
     UserUpdate,
 )
-from library_service.users.service import UserService
+from library_service.web.params import CleanStr, IdPath
+from library_service.web.routing import StrictJSONRoute, domain_router
 
 router = domain_router("users")
-
-
-async def get_user_service(
-    uow: UnitOfWorkDep, settings: SettingsDep, queue: Annotated[Any, Depends(get_queue)]
-) -> UserService:
-    throttle = LoginThrottle(
-        queue,
-        limit=settings.LOGIN_RATE_LIMIT,
-        window_seconds=settings.LOGIN_RATE_WINDOW_SECONDS,
-    )
-    return UserService(uow, settings=settings, throttle=throttle)
-
-
-UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
 
 @router.post(

@@ -6,8 +6,8 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from library_service.core.params import InputModel, PatchModel
-from library_service.core.security import MAX_PASSWORD_BYTES
+from library_service.users.security import MAX_PASSWORD_BYTES
+from library_service.web.params import InputModel, PatchModel
 
 
 @dataclass(frozen=True, slots=True)

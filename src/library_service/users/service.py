@@ -8,14 +8,6 @@ from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import PermissionDeniedError, found
 from library_service.core.pagination import PageParams
-from library_service.core.ratelimit import LoginAttempt, LoginThrottle
-from library_service.core.security import (
-    InvalidTokenError,
-    create_token,
-    decode_token,
-    hash_password,
-    verify_password,
-)
 from library_service.models import User
 from library_service.users.errors import (
     AccountDeactivatedError,
@@ -38,6 +30,14 @@ from library_service.users.schemas import (
     UserPatch,
     UserUpdate,
 )
+from library_service.users.security import (
+    InvalidTokenError,
+    create_token,
+    decode_token,
+    hash_password,
+    verify_password,
+)
+from library_service.users.throttle import LoginAttempt, LoginThrottle
 
 
 class UserService:

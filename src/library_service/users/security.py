@@ -14,7 +14,7 @@ from passlib.context import CryptContext
 
 from library_service.core import clock
 from library_service.core.config import Settings
-from library_service.core.params import MAX_ID
+from library_service.web.params import MAX_ID
 
 ALGORITHM = "HS256"
 MAX_PASSWORD_BYTES = 72  # bcrypt uses only the first 72 bytes; longer would be silently cut

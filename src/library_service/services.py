@@ -1,0 +1,127 @@
+"""The composition root: every service is built here, from the settings, the process's
+shared clients and a unit of work, for all three callers: the API's dependencies, the admin's
+views and the worker's jobs.
+
+One `Services` is made per process (the API's lifespan, the worker's start-up); each request
+or job asks it for the services it needs, over a unit of work of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+from library_service.admin.service import DeskService
+from library_service.books.service import BookService
+from library_service.borrowings.service import BorrowingService
+from library_service.core.config import Settings
+from library_service.core.db import BeforeCommitHooks, Database, UnitOfWork
+from library_service.holds.service import HoldService
+from library_service.notifications.service import StaffMessageService
+from library_service.payments.checkout import CheckoutSaga, CheckoutUrls
+from library_service.payments.service import PaymentService
+from library_service.payments.stripe_client import StripeGateway
+from library_service.users.service import UserService
+from library_service.users.throttle import LoginThrottle
+from library_service.web.dependencies import UnitOfWorkDep, request_base_url
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    queue: ArqRedis | None
+    stripe: StripeGateway
+
+    def unit_of_work(self, before_commit: BeforeCommitHooks | None = None) -> UnitOfWork:
+        """A request's or a job's way to the database (`before_commit`: hooks that every
+        write phase runs in its transaction, such as an Idempotency-Key's mark)."""
+        return UnitOfWork(self.db, self.queue, before_commit=before_commit)
+
+    def login_throttle(self) -> LoginThrottle:
+        return LoginThrottle(
+            self.queue,
+            limit=self.settings.LOGIN_RATE_LIMIT,
+            window_seconds=self.settings.LOGIN_RATE_WINDOW_SECONDS,
+        )
+
+    def users(self, uow: UnitOfWork) -> UserService:
+        return UserService(uow, settings=self.settings, throttle=self.login_throttle())
+
+    def books(self, uow: UnitOfWork) -> BookService:
+        return BookService(uow, settings=self.settings)
+
+    def holds(self, uow: UnitOfWork) -> HoldService:
+        return HoldService(uow, settings=self.settings)
+
+    def borrowings(self, uow: UnitOfWork, *, base_url: str = "") -> BorrowingService:
+        checkout = self.checkout(uow, base_url=base_url)
+        return BorrowingService(uow, settings=self.settings, checkout=checkout)
+
+    def payments(self, uow: UnitOfWork, *, base_url: str = "") -> PaymentService:
+        checkout = self.checkout(uow, base_url=base_url)
+        return PaymentService(uow, settings=self.settings, checkout=checkout)
+
+    def staff_messages(self, uow: UnitOfWork) -> StaffMessageService:
+        return StaffMessageService(uow)
+
+    def desk(self, uow: UnitOfWork) -> DeskService:
+        return DeskService(uow, settings=self.settings)
+
+    def checkout(self, uow: UnitOfWork, *, base_url: str = "") -> CheckoutSaga:
+        """The checkout saga. Stripe sends the payer back to PUBLIC_BASE_URL, or else to
+        `base_url`: the API's address as the request at hand reached it."""
+        return CheckoutSaga(uow, self.stripe, self._checkout_urls(base_url))
+
+    def _checkout_urls(self, base_url: str) -> CheckoutUrls | None:
+        base = self.settings.PUBLIC_BASE_URL or base_url
+        # Reads and the paths that never charge need no address: the saga asks only when
+        # it opens a session.
+        return CheckoutUrls.for_base(base) if base else None
+
+
+# -- the API's side ----------------------------------------------------------------------
+
+
+async def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_user_service(services: ServicesDep, uow: UnitOfWorkDep) -> UserService:
+    return services.users(uow)
+
+
+async def get_book_service(services: ServicesDep, uow: UnitOfWorkDep) -> BookService:
+    return services.books(uow)
+
+
+async def get_hold_service(services: ServicesDep, uow: UnitOfWorkDep) -> HoldService:
+    return services.holds(uow)
+
+
+async def get_borrowing_service(
+    request: Request, services: ServicesDep, uow: UnitOfWorkDep
+) -> BorrowingService:
+    return services.borrowings(uow, base_url=request_base_url(request))
+
+
+async def get_payment_service(
+    request: Request, services: ServicesDep, uow: UnitOfWorkDep
+) -> PaymentService:
+    return services.payments(uow, base_url=request_base_url(request))
+
+
+UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+BookServiceDep = Annotated[BookService, Depends(get_book_service)]
+HoldServiceDep = Annotated[HoldService, Depends(get_hold_service)]
+BorrowingServiceDep = Annotated[BorrowingService, Depends(get_borrowing_service)]
+PaymentServiceDep = Annotated[PaymentService, Depends(get_payment_service)]
