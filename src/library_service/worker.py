@@ -14,6 +14,7 @@ from typing import Any
 from arq import Retry, cron, func
 from arq.typing import WorkerCoroutine
 
+from library_service.borrowings.report import send_overdue_report
 from library_service.core.config import Settings
 from library_service.core.db import Database
 from library_service.core.outages import Outage, is_database_unavailable, retry_delay
@@ -24,7 +25,6 @@ from library_service.notifications import jobs as notification_jobs
 from library_service.notifications.tasks import (
     deliver_notification,
     relay_notifications,
-    send_overdue_report,
 )
 from library_service.notifications.telegram import TelegramClient
 from library_service.payments import jobs as payment_jobs

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from library_service.borrowings.report import send_overdue_report
 from library_service.core import clock
 from library_service.models import Hold, HoldStatus, Notification
-from library_service.notifications.tasks import send_overdue_report
 from library_service.worker import worker_settings
 
 BORROWED = date(2026, 3, 1)

@@ -9,16 +9,9 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from library_service.models import (
-    Borrowing,
-    Notification,
-    NotificationStatus,
-    Payment,
-    PaymentStatus,
-    PaymentType,
-)
-
-UNPAID = (PaymentStatus.PENDING.value, PaymentStatus.EXPIRED.value)
+from library_service.borrowings import rules as loan_rules
+from library_service.models import Borrowing, Notification, NotificationStatus, Payment
+from library_service.payments import rules as payment_rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +29,11 @@ class DeskRepository:
 
     async def figures(self, *, today: date) -> DeskFigures:
         active = Borrowing.actual_return_date.is_(None)
-        unpaid_fine = (Payment.type == PaymentType.FINE.value) & Payment.status.in_(UNPAID)
+        unpaid_fine = payment_rules.unpaid_fine_clause()
         statement = select(
             select(func.count()).where(active).scalar_subquery().label("loans_out"),
             select(func.count())
-            .where(active, Borrowing.expected_return_date < today)
+            .where(loan_rules.overdue_clause(today=today))
             .scalar_subquery()
             .label("overdue_loans"),
             select(func.count()).where(unpaid_fine).scalar_subquery().label("unpaid_fines"),

@@ -14,12 +14,12 @@ from library_service.books.errors import (
 )
 from library_service.books.repository import BookRepository
 from library_service.books.schemas import BookCreate, BookFilters, BookPatch
+from library_service.circulation import copies
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import AnyRow, UnitOfWork
 from library_service.core.errors import found
 from library_service.core.pagination import PageParams
-from library_service.holds import queue as holds_queue
 from library_service.models import Book
 
 
@@ -81,13 +81,13 @@ class BookService:
         for field, value in changes.items():
             setattr(book, field, value)
         if withdrawing:
-            await holds_queue.cancel_all(session, book, today=today, settings=self.settings)
+            await copies.cancel_all(session, book, today=today, settings=self.settings)
         if added > 0:
-            await holds_queue.release_copies(
+            await copies.release_copies(
                 session, book, count=added, today=today, settings=self.settings
             )
         else:
-            book.inventory += added
+            copies.remove_from_shelf(book, -added)
 
     async def delete_book(self, book_id: int) -> None:
         async with self.uow.write() as session:

@@ -20,10 +20,9 @@ from library_service.models import (
     Hold,
     HoldStatus,
     Payment,
-    PaymentStatus,
-    PaymentType,
     User,
 )
+from library_service.payments import rules as payment_rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +62,7 @@ def _standing_columns() -> tuple[Label[int], Label[bool]]:
     unpaid_fine = (
         select(Payment.id)
         .join(Borrowing, Borrowing.id == Payment.borrowing_id)
-        .where(
-            Borrowing.user_id == user_id,
-            Payment.type == PaymentType.FINE.value,
-            Payment.status.in_([PaymentStatus.PENDING.value, PaymentStatus.EXPIRED.value]),
-        )
+        .where(Borrowing.user_id == user_id, payment_rules.unpaid_fine_clause())
         .exists()
     )
     return active.label("active_borrowings"), unpaid_fine.label("has_unpaid_fine")

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Protocol
+
+from sqlalchemy import ColumnElement, and_
 
 from library_service.books.errors import BookWithdrawnError
 from library_service.borrowings.errors import (
@@ -30,6 +33,47 @@ from library_service.borrowings.errors import (
 from library_service.core.config import Settings
 from library_service.core.money import MAX_CHARGE, chargeable
 from library_service.models import Book, Borrowing
+
+
+class LoanDates(Protocol):
+    """A loan as the rules on its dates need it: an ORM row or a list item."""
+
+    @property
+    def expected_return_date(self) -> date: ...
+    @property
+    def actual_return_date(self) -> date | None: ...
+
+
+# -- when a loan is due: in Python for a loan at hand, and as SQL for a query ---------------
+
+
+def is_due_by(loan: LoanDates, *, day: date) -> bool:
+    """Still out, and due on or before `day`."""
+    return loan.actual_return_date is None and loan.expected_return_date <= day
+
+
+def due_by_clause(*, day: date) -> ColumnElement[bool]:
+    return and_(Borrowing.actual_return_date.is_(None), Borrowing.expected_return_date <= day)
+
+
+def is_overdue(loan: LoanDates, *, today: date) -> bool:
+    """Still out after its due day (a loan due today is not overdue yet)."""
+    return is_due_by(loan, day=today - timedelta(days=1))
+
+
+def overdue_clause(*, today: date) -> ColumnElement[bool]:
+    return due_by_clause(day=today - timedelta(days=1))
+
+
+def days_late(loan: LoanDates, *, today: date) -> int:
+    """Days past the due day, for a loan still out (0 when it is not overdue)."""
+    if not is_overdue(loan, today=today):
+        return 0
+    return (today - loan.expected_return_date).days
+
+
+def can_return(loan: LoanDates) -> bool:
+    return loan.actual_return_date is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +157,7 @@ def check_can_extend(
     from today and MAX_EXTENSIONS times, unless someone waits for the book or a fine is
     unpaid."""
     check_can_return(borrowing)
-    if today > borrowing.expected_return_date:
+    if is_overdue(borrowing, today=today):
         raise BorrowingOverdueError
     if until <= borrowing.expected_return_date:
         raise InvalidExtensionDateError
@@ -142,7 +186,7 @@ def check_extension_quote(borrowing: Borrowing, quote: ExtensionQuote) -> None:
 
 
 def check_can_return(borrowing: Borrowing) -> None:
-    if not borrowing.is_active:
+    if not can_return(borrowing):
         raise AlreadyReturnedError
 
 

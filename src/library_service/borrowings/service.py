@@ -12,12 +12,12 @@ from library_service.borrowings import rules
 from library_service.borrowings.errors import BorrowingNotFoundError
 from library_service.borrowings.repository import BorrowingListItem, BorrowingRepository
 from library_service.borrowings.schemas import BorrowingCreate, BorrowingExtend, BorrowingFilters
+from library_service.circulation import copies
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
 from library_service.core.pagination import PageParams
-from library_service.holds import queue as holds_queue
 from library_service.models import Borrowing, PaymentType, User
 from library_service.notifications import messages
 from library_service.notifications.service import NotificationService
@@ -103,7 +103,7 @@ class BorrowingService:
         book = facts.book
         rules.check_fee_unchanged(book, quoted=quoted_fee)
         if facts.ready_hold_id is None:
-            book.inventory -= 1  # a copy from the shelf; a held copy is already off it
+            copies.take_from_shelf(book)  # a held copy is already off the shelf
         borrowing = await borrowings.add(
             Borrowing(
                 borrow_date=today,
@@ -114,7 +114,7 @@ class BorrowingService:
             )
         )
         if facts.ready_hold_id is not None:
-            await holds_queue.take_held_copy(session, facts.ready_hold_id, borrowing)
+            await copies.take_held_copy(session, facts.ready_hold_id, borrowing)
         text = messages.borrowing_created(borrowing, book, user.email, fee=opened.charge.amount)
         await NotificationService(session).record("borrowing_created", text)
         return borrowing
@@ -219,9 +219,7 @@ class BorrowingService:
         assert borrowing is not None  # borrowings are never deleted
         rules.check_can_return(borrowing)  # a concurrent return may have got here first
         borrowing.actual_return_date = rules.return_date(borrowing, today=today)
-        await holds_queue.release_copies(
-            session, borrowing.book, today=today, settings=self.settings
-        )
+        await copies.release_copies(session, borrowing.book, today=today, settings=self.settings)
         if fine is not None:
             borrowing.payments.append(fine.new_payment())
         await session.flush()

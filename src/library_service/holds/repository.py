@@ -10,6 +10,8 @@ from sqlalchemy.orm import aliased, joinedload
 
 from library_service.core.db import AnyRow, AnySelect
 from library_service.core.pagination import PageParams, fetch_page
+from library_service.holds import rules
+from library_service.holds.rules import PlacementFacts
 from library_service.holds.schemas import HoldFilters
 from library_service.models import OPEN_HOLD_STATUSES, Book, Borrowing, Hold, HoldStatus
 
@@ -29,13 +31,6 @@ class HoldView:
     ready_until: date | None
     borrowing_id: int | None
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class PlacementFacts:
-    open_holds: int
-    holds_this_book: bool
-    borrows_this_book: bool
 
 
 def _position() -> Label[int | None]:
@@ -79,32 +74,11 @@ class HoldRepository:
         rows, total = await fetch_page(self.session, statement, page)
         return [_view(row) for row in rows], total
 
-    async def oldest_waiting(self, book_id: int, *, limit: int) -> Sequence[Hold]:
-        """The first `limit` holds of a book's queue, with their members (call it under the
-        book's row lock: every change to a book's holds happens under it)."""
-        statement = (
-            select(Hold)
-            .options(joinedload(Hold.user, innerjoin=True))
-            .where(Hold.book_id == book_id, Hold.status == WAITING)
-            .order_by(Hold.id)
-            .limit(limit)
-        )
-        return (await self.session.scalars(statement)).all()
-
-    async def open_for_book(self, book_id: int) -> Sequence[Hold]:
-        statement = (
-            select(Hold)
-            .options(joinedload(Hold.user, innerjoin=True))
-            .where(Hold.book_id == book_id, Hold.status.in_(OPEN_HOLD_STATUSES))
-            .order_by(Hold.id)
-        )
-        return (await self.session.scalars(statement)).all()
-
-    async def uncollected(self, *, before: date, limit: int) -> Sequence[int]:
+    async def uncollected(self, *, today: date, limit: int) -> Sequence[int]:
         """READY holds whose pickup day has passed, oldest first."""
         statement = (
             select(Hold.id)
-            .where(Hold.status == READY, Hold.ready_until < before)
+            .where(rules.uncollected_clause(today=today))
             .order_by(Hold.ready_until, Hold.id)
             .limit(limit)
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+
+from sqlalchemy import ColumnElement, and_
 
 from library_service.books.errors import BookWithdrawnError
 from library_service.borrowings import rules as loan_rules
@@ -14,8 +17,14 @@ from library_service.holds.errors import (
     HoldClosedError,
     HoldLimitReachedError,
 )
-from library_service.holds.repository import PlacementFacts
 from library_service.models import OPEN_HOLD_STATUSES, Book, Hold, HoldStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementFacts:
+    open_holds: int
+    holds_this_book: bool
+    borrows_this_book: bool
 
 
 def check_can_place(
@@ -36,8 +45,13 @@ def check_can_place(
     loan_rules.check_no_unpaid_fine(standing)
 
 
+def can_cancel(hold: Hold) -> bool:
+    """Only an open hold (WAITING or READY) can be cancelled."""
+    return hold.status in OPEN_HOLD_STATUSES
+
+
 def check_can_cancel(hold: Hold) -> None:
-    if hold.status not in OPEN_HOLD_STATUSES:
+    if not can_cancel(hold):
         raise HoldClosedError
 
 
@@ -46,5 +60,9 @@ def is_uncollected(hold: Hold, *, today: date) -> bool:
     return (
         hold.status == HoldStatus.READY.value
         and hold.ready_until is not None
-        and today > hold.ready_until
+        and hold.ready_until < today
     )
+
+
+def uncollected_clause(*, today: date) -> ColumnElement[bool]:
+    return and_(Hold.status == HoldStatus.READY.value, Hold.ready_until < today)

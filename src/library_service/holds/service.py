@@ -10,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from library_service.books.errors import BookNotFoundError
 from library_service.books.repository import BookRepository
 from library_service.borrowings.repository import BorrowingRepository
+from library_service.circulation import copies
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
 from library_service.core.pagination import PageParams
-from library_service.holds import queue, rules
+from library_service.holds import rules
 from library_service.holds.errors import AlreadyOnHoldError, HoldNotFoundError
 from library_service.holds.repository import HoldRepository, HoldView
 from library_service.holds.schemas import HoldFilters
@@ -70,9 +71,9 @@ class HoldService:
             book, hold = await self._lock(session, found.book.id, hold_id)
             rules.check_can_cancel(hold)
             was_ready = hold.status == HoldStatus.READY.value
-            queue.close(hold, HoldStatus.CANCELLED)
+            copies.close(hold, HoldStatus.CANCELLED)
             if was_ready:
-                await queue.release_copies(
+                await copies.release_copies(
                     session, book, today=self._today(), settings=self.settings
                 )
         return await self.get_hold(hold_id, user)
@@ -82,7 +83,7 @@ class HoldService:
         Each in a transaction of its own."""
         today = self._today()
         async with self.uow.read() as session:
-            due = await HoldRepository(session).uncollected(before=today, limit=limit)
+            due = await HoldRepository(session).uncollected(today=today, limit=limit)
         expired = 0
         for hold_id in due:
             expired += await self._expire(hold_id, today)
@@ -97,8 +98,8 @@ class HoldService:
             book, hold = await self._lock(session, found.book_id, hold_id)
             if not rules.is_uncollected(hold, today=today):
                 return False  # collected or cancelled meanwhile
-            queue.close(hold, HoldStatus.EXPIRED)
-            passed = await queue.release_copies(session, book, today=today, settings=self.settings)
+            copies.close(hold, HoldStatus.EXPIRED)
+            passed = await copies.release_copies(session, book, today=today, settings=self.settings)
             next_member = passed[0].user.email if passed else None
             text = messages.hold_expired(hold, book, hold.user.email, passed_to=next_member)
             await NotificationService(session).record("hold_expired", text)

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
 from library_service.core.money import to_cents
 from library_service.models import Book, Borrowing, Hold
-from library_service.notifications.repository import CopyPutAside, DueBorrowing
-from library_service.payments.repository import PaymentSummary
 
 
 def usd(amount: Decimal) -> str:
     return f"${to_cents(amount):,.2f}"
 
 
-def _book(title: str, author: str) -> str:
+def book_line(title: str, author: str) -> str:
     return f"«{title}» by {author}"
 
 
-def _days(count: int) -> str:
+def days(count: int) -> str:
     return f"{count} day" if count == 1 else f"{count} days"
 
 
@@ -28,9 +25,9 @@ def borrowing_created(borrowing: Borrowing, book: Book, email: str, *, fee: Deci
     start, due = borrowing.borrow_date, borrowing.expected_return_date
     return (
         f"📚 New borrowing #{borrowing.id}\n"
-        f"{_book(book.title, book.author)}\n"
+        f"{book_line(book.title, book.author)}\n"
         f"Member: {email}\n"
-        f"From {start:%Y-%m-%d} to {due:%Y-%m-%d} ({_days((due - start).days)}), "
+        f"From {start:%Y-%m-%d} to {due:%Y-%m-%d} ({days((due - start).days)}), "
         f"fee {usd(fee)}"
     )
 
@@ -44,50 +41,14 @@ def borrowing_returned(
     if late <= 0:
         timing = "on time"
     elif fine is None:
-        timing = f"{_days(late)} late, within the grace days: no fine"
+        timing = f"{days(late)} late, within the grace days: no fine"
     else:
-        timing = f"{_days(late)} late, fine {usd(fine)}"
+        timing = f"{days(late)} late, fine {usd(fine)}"
     return (
-        f"↩️ Returned #{borrowing.id}: {_book(book.title, book.author)}\n"
+        f"↩️ Returned #{borrowing.id}: {book_line(book.title, book.author)}\n"
         f"Member: {email}\n"
         f"Returned {returned_on:%Y-%m-%d}, due {due:%Y-%m-%d}: {timing}"
     )
-
-
-def payment_received(paid: PaymentSummary) -> str:
-    what = "fine" if paid.type == "FINE" else "borrowing fee"
-    return (
-        f"💳 Payment received: {usd(paid.money_to_pay)} {what}\n"
-        f"Member: {paid.email}\n"
-        f"For «{paid.title}» (borrowing #{paid.borrowing_id}, payment #{paid.id})"
-    )
-
-
-def overdue_borrowing(due: DueBorrowing, *, today: date) -> str:
-    late = (today - due.expected_return_date).days
-    if late > 0:
-        status = f"⏰ Overdue by {_days(late)}"
-    elif late == 0:
-        status = "⏰ Due today"
-    else:
-        status = "🔔 Due tomorrow"
-    return (
-        f"{status}: borrowing #{due.id}\n"
-        f"{_book(due.title, due.author)}\n"
-        f"Member: {due.email}, due {due.expected_return_date:%Y-%m-%d}"
-    )
-
-
-NO_OVERDUE = "No borrowings overdue today!"
-
-
-def holds_put_aside(copies: Sequence[CopyPutAside], *, today: date) -> str:
-    lines = [
-        f"• «{copy.title}» for {copy.email} until {copy.ready_until:%Y-%m-%d}"
-        + (" (last day)" if copy.ready_until == today else "")
-        for copy in copies
-    ]
-    return "📦 Copies put aside for holds:\n" + "\n".join(lines)
 
 
 def borrowing_extended(
@@ -95,10 +56,10 @@ def borrowing_extended(
 ) -> str:
     added = (borrowing.expected_return_date - previous_due).days
     return (
-        f"⏩ Extended #{borrowing.id}: {_book(book.title, book.author)}\n"
+        f"⏩ Extended #{borrowing.id}: {book_line(book.title, book.author)}\n"
         f"Member: {email}\n"
         f"Due {borrowing.expected_return_date:%Y-%m-%d} instead of {previous_due:%Y-%m-%d} "
-        f"(+{_days(added)}, fee {usd(fee)}; extension {borrowing.extensions})"
+        f"(+{days(added)}, fee {usd(fee)}; extension {borrowing.extensions})"
     )
 
 
@@ -106,7 +67,7 @@ def hold_ready(hold: Hold, book: Book, email: str) -> str:
     assert hold.ready_until is not None
     return (
         f"📦 Put aside «{book.title}» for {email} until {hold.ready_until:%Y-%m-%d}\n"
-        f"Hold #{hold.id}, {_book(book.title, book.author)}"
+        f"Hold #{hold.id}, {book_line(book.title, book.author)}"
     )
 
 

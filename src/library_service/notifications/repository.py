@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import ColumnElement, Interval, bindparam, func, or_, select, update
@@ -10,38 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from library_service.core.db import AnyRow
 from library_service.models import (
-    Book,
-    Borrowing,
-    Hold,
-    HoldStatus,
     Notification,
     NotificationStatus,
     OverdueReport,
-    User,
 )
 
 PENDING = NotificationStatus.PENDING.value
-
-
-@dataclass(frozen=True, slots=True)
-class DueBorrowing:
-    """An active borrowing the daily report names."""
-
-    id: int
-    expected_return_date: date
-    email: str
-    title: str
-    author: str
-
-
-@dataclass(frozen=True, slots=True)
-class CopyPutAside:
-    """A READY hold: its copy waits for its member until `ready_until`."""
-
-    id: int
-    ready_until: date
-    email: str
-    title: str
 
 
 def _unleased() -> ColumnElement[bool]:
@@ -212,34 +185,3 @@ class NotificationRepository:
             .where(OverdueReport.report_date == report_date)
             .values(borrowings_count=count)
         )
-
-    async def borrowings_due_by(self, last_day: date) -> list[DueBorrowing]:
-        statement = (
-            select(
-                Borrowing.id,
-                Borrowing.expected_return_date,
-                User.email,
-                Book.title,
-                Book.author,
-            )
-            .join(User, User.id == Borrowing.user_id)
-            .join(Book, Book.id == Borrowing.book_id)
-            .where(
-                Borrowing.actual_return_date.is_(None), Borrowing.expected_return_date <= last_day
-            )
-            .order_by(Borrowing.expected_return_date, Borrowing.id)
-        )
-        rows = (await self.session.execute(statement)).mappings()
-        return [DueBorrowing(**row) for row in rows]
-
-    async def holds_put_aside(self, *, from_day: date) -> list[CopyPutAside]:
-        """READY holds still to be collected, the last day soonest first."""
-        statement = (
-            select(Hold.id, Hold.ready_until, User.email, Book.title)
-            .join(User, User.id == Hold.user_id)
-            .join(Book, Book.id == Hold.book_id)
-            .where(Hold.status == HoldStatus.READY.value, Hold.ready_until >= from_day)
-            .order_by(Hold.ready_until, Hold.id)
-        )
-        rows = (await self.session.execute(statement)).mappings()
-        return [CopyPutAside(**row) for row in rows]

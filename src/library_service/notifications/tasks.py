@@ -10,13 +10,11 @@ from typing import Any, TypeVar
 
 from arq import Retry
 
-from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import AnyRow, Database, UnitOfWork
 from library_service.core.outages import is_database_unavailable
-from library_service.notifications import jobs, messages
+from library_service.notifications import jobs
 from library_service.notifications.repository import DeliveryRepository, NotificationRepository
-from library_service.notifications.service import NotificationService
 from library_service.notifications.telegram import TelegramClient, TelegramError
 
 logger = logging.getLogger(__name__)
@@ -129,28 +127,3 @@ async def relay_notifications(ctx: dict[str, Any]) -> int:
     if due:
         logger.info("relayed %d pending notification(s)", len(due))
     return len(due)
-
-
-async def send_overdue_report(ctx: dict[str, Any]) -> str:
-    """Once per library day: one message per active borrowing due tomorrow or earlier, and
-    one listing the copies to keep put aside for holds (those whose last day is today first)."""
-    settings = ctx["settings"]
-    today = clock.today(settings.timezone)
-    if clock.now().astimezone(settings.timezone).time() < settings.OVERDUE_REPORT_TIME:
-        return "too early"  # started before the report time: the cron will run it
-    async with UnitOfWork(ctx["db"], ctx["redis"]).write() as session:
-        repository = NotificationRepository(session)
-        if not await repository.start_overdue_report(today):
-            return "already sent"
-        notifications = NotificationService(session)
-        due = await repository.borrowings_due_by(today + timedelta(days=1))
-        for row in due:
-            await notifications.record("overdue", messages.overdue_borrowing(row, today=today))
-        if not due:
-            await notifications.record("overdue", messages.NO_OVERDUE)
-        put_aside = await repository.holds_put_aside(from_day=today)
-        if put_aside:
-            await notifications.record("holds", messages.holds_put_aside(put_aside, today=today))
-        await repository.finish_overdue_report(today, len(due))
-    logger.info("report for %s: %d borrowing(s), %d hold(s)", today, len(due), len(put_aside))
-    return f"{len(due)} borrowing(s), {len(put_aside)} hold(s)"

@@ -12,8 +12,8 @@ from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
 from library_service.core.pagination import PageParams
 from library_service.models import Payment, PaymentStatus, PaymentType
-from library_service.notifications import messages
 from library_service.notifications.service import NotificationService
+from library_service.payments import messages
 from library_service.payments.checkout import Charge, CheckoutSaga, OpenedCheckout
 from library_service.payments.errors import (
     InvalidEventError,

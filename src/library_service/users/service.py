@@ -9,12 +9,12 @@ from library_service.core.db import UnitOfWork
 from library_service.core.errors import PermissionDeniedError, found
 from library_service.core.pagination import PageParams
 from library_service.models import User
+from library_service.users import rules
 from library_service.users.errors import (
     AccountDeactivatedError,
     EmailTakenError,
     InvalidCredentialsError,
     LastStaffError,
-    OwnAccessError,
     StaffOnlyError,
     TokenNotValidError,
     UserNotFoundError,
@@ -171,8 +171,7 @@ class UserService:
         other at once run one after the other, and the second is refused.
         """
         changes = data.model_dump(exclude_unset=True)
-        if data.removes_access and user_id == actor.id:
-            raise OwnAccessError
+        rules.check_may_change_access(actor_id=actor.id, user_id=user_id, change=data)
         async with self.uow.write() as session:
             users = UserRepository(session)
             staff_ids: Sequence[int] = ()

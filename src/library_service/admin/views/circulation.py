@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import joinedload
 from starlette.requests import Request
 from starlette_admin import (
@@ -34,6 +34,7 @@ from library_service.admin.views.base import (
     ReadOnlyDeskView,
     refusal_fails_action,
 )
+from library_service.borrowings import rules as loan_rules
 from library_service.core import clock
 from library_service.core.search import text_search
 from library_service.models import (
@@ -44,6 +45,7 @@ from library_service.models import (
     PaymentType,
     User,
 )
+from library_service.payments import rules as payment_rules
 
 MEMBER_PARAM = "member"  # ?member=<user id>: one member's borrowings or payments
 
@@ -56,10 +58,11 @@ class LoanState:
 
 def loan_state(borrowing: Any, today: date) -> LoanState:
     """A borrowing (an ORM row or a list item) as the desk sees it today."""
-    if borrowing.actual_return_date is not None:
+    if not loan_rules.can_return(borrowing):
         return LoanState("RETURNED")
-    late = (today - borrowing.expected_return_date).days
-    return LoanState("OVERDUE", late) if late > 0 else LoanState("ACTIVE")
+    if loan_rules.is_overdue(borrowing, today=today):
+        return LoanState("OVERDUE", loan_rules.days_late(borrowing, today=today))
+    return LoanState("ACTIVE")
 
 
 class LoanStateFilter(EqualFilter):
@@ -70,10 +73,8 @@ class LoanStateFilter(EqualFilter):
         if ctx.value == "RETURNED":
             return returned
         view: BorrowingView = ctx.view  # type: ignore[assignment]
-        today = clock.today(view.desk.settings.timezone)
-        due_passed = Borrowing.expected_return_date < today
         if ctx.value == "OVERDUE":
-            return and_(~returned, due_passed)
+            return loan_rules.overdue_clause(today=clock.today(view.desk.settings.timezone))
         return ~returned  # ACTIVE: every loan not yet returned, overdue ones included
 
 
@@ -166,7 +167,7 @@ class BorrowingView(ReadOnlyDeskView):
 
     async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
         if name == "return_book":
-            return obj.actual_return_date is None
+            return loan_rules.can_return(obj)
         return await super().is_row_action_allowed_for_obj(request, name, obj)
 
     @row_action(
@@ -238,7 +239,7 @@ class PaymentView(ReadOnlyDeskView):
     fields_default_sort = [("id", True)]
     quick_filters = [
         ("All", ""),
-        ("Unpaid fines", "type__eq=FINE AND status__in=PENDING,EXPIRED"),
+        ("Unpaid fines", f"type__eq=FINE AND status__in={','.join(payment_rules.UNPAID_STATUSES)}"),
         ("Expired", "status__eq=EXPIRED"),
         ("Pending", "status__eq=PENDING"),
         ("Paid", "status__eq=PAID"),
@@ -273,9 +274,7 @@ class PaymentView(ReadOnlyDeskView):
 
     async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
         if name == "new_checkout_link":
-            return obj.status == PaymentStatus.EXPIRED.value or (
-                obj.status == PaymentStatus.PENDING.value and obj.session_id is None
-            )
+            return payment_rules.can_renew(obj, now=clock.now())
         return await super().is_row_action_allowed_for_obj(request, name, obj)
 
     @row_action(

@@ -13,7 +13,8 @@ from starlette_admin.flash import flash
 from library_service.admin.desk import Desk, signed_in_staff
 from library_service.admin.views.base import DATE, DATETIME, ReadOnlyDeskView, refusal_fails_action
 from library_service.core.search import text_search
-from library_service.models import OPEN_HOLD_STATUSES, Book, Hold, HoldStatus, User
+from library_service.holds import rules
+from library_service.models import Book, Hold, HoldStatus, User
 
 
 class HoldView(ReadOnlyDeskView):
@@ -62,7 +63,7 @@ class HoldView(ReadOnlyDeskView):
 
     async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
         if name == "cancel_hold":
-            return obj.status in OPEN_HOLD_STATUSES
+            return rules.can_cancel(obj)
         return await super().is_row_action_allowed_for_obj(request, name, obj)
 
     @row_action(

@@ -31,6 +31,7 @@ from library_service.core.pagination import PageParams
 from library_service.core.search import text_search
 from library_service.models import User
 from library_service.payments.schemas import PaymentFilters
+from library_service.users import rules
 from library_service.users.schemas import MemberPatch
 
 HISTORY_ROWS = 100  # a member's page lists this many of their latest borrowings and payments
@@ -118,7 +119,10 @@ class MemberView(DeskView):
             applies = (change.is_active is None or obj.is_active != change.is_active) and (
                 change.is_staff is None or obj.is_staff != change.is_staff
             )
-            return applies and not (change.removes_access and obj.id == signed_in_staff(request).id)
+            actor_id = signed_in_staff(request).id
+            return applies and rules.may_change_access(
+                actor_id=actor_id, user_id=obj.id, change=change
+            )
         return await super().is_row_action_allowed_for_obj(request, name, obj)
 
     async def _change_access(self, request: Request, pk: Any, name: str) -> None:

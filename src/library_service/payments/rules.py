@@ -1,0 +1,58 @@
+"""The payment rules, each once: in Python for a payment at hand, and as the SQL condition
+a query filters by (a test shows the two agree on the edges)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import ColumnElement, and_, or_
+
+from library_service.models import Payment, PaymentStatus, PaymentType
+
+UNPAID_STATUSES = (PaymentStatus.PENDING.value, PaymentStatus.EXPIRED.value)
+
+
+class PaymentFacts(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def session_expires_at(self) -> datetime | None: ...
+
+
+def is_unpaid_fine(payment: PaymentFacts) -> bool:
+    """A FINE not yet paid (PENDING or EXPIRED): its member may not borrow, queue or extend.
+    An unpaid loan fee blocks nothing."""
+    return payment.type == PaymentType.FINE.value and payment.status in UNPAID_STATUSES
+
+
+def unpaid_fine_clause() -> ColumnElement[bool]:
+    return and_(Payment.type == PaymentType.FINE.value, Payment.status.in_(UNPAID_STATUSES))
+
+
+def can_renew(payment: PaymentFacts, *, now: datetime) -> bool:
+    """A payment gets a new Checkout Session when it has none that can still be paid: it is
+    EXPIRED, or PENDING without a session (Stripe was down) or past its session's expiry.
+
+    The service also renews a PENDING payment whose session Stripe reports expired before
+    its time (asked at the moment of renewing); nothing local can tell that in advance."""
+    if payment.status == PaymentStatus.EXPIRED.value:
+        return True
+    if payment.status != PaymentStatus.PENDING.value:
+        return False
+    expires = payment.session_expires_at
+    return payment.session_id is None or (expires is not None and expires <= now)
+
+
+def renewable_clause(*, now: datetime) -> ColumnElement[bool]:
+    return or_(
+        Payment.status == PaymentStatus.EXPIRED.value,
+        and_(
+            Payment.status == PaymentStatus.PENDING.value,
+            or_(Payment.session_id.is_(None), Payment.session_expires_at <= now),
+        ),
+    )
