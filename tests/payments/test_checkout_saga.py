@@ -59,6 +59,12 @@ class Recorder:
         return payment.id
 
 
+async def run(write: Any, record: Any) -> Any:
+    """The block a caller writes inside the saga: here, a `record` step."""
+    async with write as (session, opened):
+        return await record(session, opened)
+
+
 async def deferred_jobs(app) -> list[str]:
     """The ids of the jobs waiting in the queue."""
     return [job_id.decode() for job_id in await app.state.queue.zrange("arq:queue", 0, -1)]
@@ -68,7 +74,7 @@ async def test_a_session_is_opened_then_the_payment_recorded_with_it(
     saga, borrowing, db, sandbox, app
 ):
     record = Recorder(borrowing)
-    payment_id = await saga.run(FINE, record)
+    payment_id = await run(saga.open(FINE), record)
 
     [opened] = record.opened
     assert opened.payment_id == payment_id
@@ -108,7 +114,7 @@ async def test_a_record_that_raises_expires_the_session_and_writes_nothing(
 ):
     record = Recorder(borrowing, fails_with=failure)
     with pytest.raises(type(failure)) as raised:
-        await saga.run(FINE, record)
+        await run(saga.open(FINE), record)
 
     assert raised.value is failure  # the caller's error, as it was
     [opened] = record.opened
@@ -132,7 +138,7 @@ async def test_a_session_that_cannot_be_expired_is_left_to_lapse(
 
     record = StripeGoesDown(borrowing, fails_with=BookUnavailableError())
     with pytest.raises(BookUnavailableError):
-        await saga.run(FINE, record)
+        await run(saga.open(FINE), record)
 
     [opened] = record.opened
     assert opened.session is not None
@@ -145,7 +151,7 @@ async def test_stripe_down_is_unavailable_with_nothing_written(
 ):
     record = Recorder(borrowing)
     with StripeDown(stripe_mock), pytest.raises(PaymentProviderUnavailableError):
-        await saga.run(FINE, record)
+        await run(saga.open(FINE), record)
 
     assert record.opened == []  # `record` never ran
     assert await count(db, Payment) == 0
@@ -153,12 +159,12 @@ async def test_stripe_down_is_unavailable_with_nothing_written(
     assert await deferred_jobs(app) == []
 
 
-async def test_stripe_down_with_record_without_session_writes_the_payment_and_defers_attach(
+async def test_stripe_down_when_it_may_be_writes_the_payment_and_defers_attach(
     saga, borrowing, db, sandbox, stripe_mock, app
 ):
     record = Recorder(borrowing)
     with StripeDown(stripe_mock):
-        payment_id = await saga.run(FINE, record, record_without_session=True)
+        payment_id = await run(saga.open(FINE, stripe_may_be_down=True), record)
 
     [opened] = record.opened
     assert opened.session is None
@@ -174,11 +180,11 @@ async def test_stripe_down_with_record_without_session_writes_the_payment_and_de
     assert (info.function, info.args) == (jobs.ATTACH_SESSION, (payment_id,))
 
 
-async def test_record_without_session_opens_one_when_stripe_answers(
+async def test_a_charge_that_may_wait_opens_one_when_stripe_answers(
     saga, borrowing, db, sandbox, app
 ):
     record = Recorder(borrowing)
-    payment_id = await saga.run(FINE, record, record_without_session=True)
+    payment_id = await run(saga.open(FINE, stripe_may_be_down=True), record)
 
     row = await fetch(db, Payment, payment_id)
     assert row.session_id is not None
@@ -191,20 +197,20 @@ async def test_a_record_that_raises_without_a_session_defers_nothing(
 ):
     record = Recorder(borrowing, fails_with=RuntimeError("a bug"))
     with StripeDown(stripe_mock), pytest.raises(RuntimeError):
-        await saga.run(FINE, record, record_without_session=True)
+        await run(saga.open(FINE, stripe_may_be_down=True), record)
 
     assert await count(db, Payment) == 0
     assert await deferred_jobs(app) == []  # no job for a payment that was never written
 
 
 async def test_a_given_payment_id_is_the_one_stripe_is_told(saga, borrowing, db, sandbox):
-    first = await saga.run(FINE, Recorder(borrowing))
+    first = await run(saga.open(FINE), Recorder(borrowing))
     opened: list[OpenedCheckout] = []
 
     async def remember(session: Any, checkout: OpenedCheckout) -> None:
         opened.append(checkout)
 
-    await saga.run(FINE, remember, payment_id=first)
+    await run(saga.reopen(first, FINE), remember)
 
     [again] = opened
     assert again.payment_id == first
@@ -222,10 +228,10 @@ async def test_two_runs_open_two_sessions_unless_given_one_idempotency_key(
         assert opened.session is not None
         sessions.append(opened.session.id)
 
-    await saga.run(FINE, remember, payment_id=1)
-    await saga.run(FINE, remember, payment_id=1)
-    await saga.run(FINE, remember, payment_id=1, idempotency_key="payment-1-attach")
-    await saga.run(FINE, remember, payment_id=1, idempotency_key="payment-1-attach")
+    await run(saga.reopen(1, FINE), remember)
+    await run(saga.reopen(1, FINE), remember)
+    await run(saga.reopen(1, FINE, idempotency_key="payment-1-attach"), remember)
+    await run(saga.reopen(1, FINE, idempotency_key="payment-1-attach"), remember)
 
     assert len(set(sessions[:2])) == 2  # a fresh key each time: two sessions
     assert sessions[2] == sessions[3]  # the same key: Stripe's same session

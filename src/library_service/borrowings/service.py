@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,43 +79,33 @@ class BorrowingService:
             ),
             amount=rules.loan_fee(book, start=today, end=data.expected_return_date),
         )
-        record = partial(self._record_borrowing, user, data, today, book.daily_fee)
-        return await self.checkout.run(charge, record)
-
-    async def _record_borrowing(
-        self,
-        user: AuthUser,
-        data: BorrowingCreate,
-        today: date,
-        quoted_fee: Decimal,
-        session: AsyncSession,
-        opened: OpenedCheckout,
-    ) -> Borrowing:
-        borrowings = BorrowingRepository(session)
-        # Lock order everywhere: member, then borrowing, then book, then holds.
-        await borrowings.lock_member_and_book(user.id, data.book)
-        facts = await borrowings.borrow_facts(data.book, user.id)
-        if facts is None:  # deleted meanwhile
-            raise BookNotFoundError
-        rules.check_can_borrow(facts, self.settings)
-        book = facts.book
-        rules.check_fee_unchanged(book, quoted=quoted_fee)
-        if facts.ready_hold_id is None:
-            copies.take_from_shelf(book)  # a held copy is already off the shelf
-        borrowing = await borrowings.add(
-            Borrowing(
-                borrow_date=today,
-                expected_return_date=data.expected_return_date,
-                book=book,
-                user_id=user.id,
-                payments=[opened.new_payment()],
+        quoted_fee = book.daily_fee
+        async with self.checkout.open(charge) as (session, opened):
+            borrowings = BorrowingRepository(session)
+            # Lock order everywhere: member, then borrowing, then book, then holds.
+            await borrowings.lock_member_and_book(user.id, data.book)
+            facts = await borrowings.borrow_facts(data.book, user.id)
+            if facts is None:  # deleted meanwhile
+                raise BookNotFoundError
+            rules.check_can_borrow(facts, self.settings)
+            book = facts.book
+            rules.check_fee_unchanged(book, quoted=quoted_fee)
+            if facts.ready_hold_id is None:
+                copies.take_from_shelf(book)  # a held copy is already off the shelf
+            borrowing = await borrowings.add(
+                Borrowing(
+                    borrow_date=today,
+                    expected_return_date=data.expected_return_date,
+                    book=book,
+                    user_id=user.id,
+                    payments=[opened.new_payment()],
+                )
             )
-        )
-        if facts.ready_hold_id is not None:
-            await copies.take_held_copy(session, facts.ready_hold_id, borrowing)
-        text = messages.borrowing_created(borrowing, book, user.email, fee=opened.charge.amount)
-        await NotificationService(session).record("borrowing_created", text)
-        return borrowing
+            if facts.ready_hold_id is not None:
+                await copies.take_held_copy(session, facts.ready_hold_id, borrowing)
+            text = messages.borrowing_created(borrowing, book, user.email, fee=charge.amount)
+            await NotificationService(session).record("borrowing_created", text)
+            return borrowing
 
     # -- extending ----------------------------------------------------------------------
 
@@ -138,42 +126,25 @@ class BorrowingService:
             amount=rules.loan_fee(book, start=due, end=until),
         )
         quote = rules.ExtensionQuote(due=due, daily_fee=book.daily_fee, until=until)
-        record = partial(self._record_extension, borrowing_id, borrowing.user, quote, today)
-        return await self.checkout.run(charge, record)
-
-    async def _record_extension(
-        self,
-        borrowing_id: int,
-        borrower: User,
-        quote: rules.ExtensionQuote,
-        today: date,
-        session: AsyncSession,
-        opened: OpenedCheckout,
-    ) -> Borrowing:
-        borrowings = BorrowingRepository(session)
-        await borrowings.lock_member(borrower.id)  # an unpaid fine must be seen, or wait
-        borrowing = await borrowings.get(
-            borrowing_id, with_book=True, with_payments=True, for_update=True
-        )
-        assert borrowing is not None  # borrowings are never deleted
-        facts = await borrowings.extension_facts(borrowing)
-        rules.check_can_extend(
-            borrowing, facts, until=quote.until, today=today, settings=self.settings
-        )
-        rules.check_extension_quote(borrowing, quote)
-        borrowing.expected_return_date = quote.until
-        borrowing.extensions += 1
-        borrowing.payments.append(opened.new_payment())
-        await session.flush()
-        text = messages.borrowing_extended(
-            borrowing,
-            borrowing.book,
-            borrower.email,
-            previous_due=quote.due,
-            fee=opened.charge.amount,
-        )
-        await NotificationService(session).record("borrowing_extended", text)
-        return borrowing
+        borrower = borrowing.user
+        async with self.checkout.open(charge) as (session, opened):
+            borrowings = BorrowingRepository(session)
+            await borrowings.lock_member(borrower.id)  # an unpaid fine must be seen, or wait
+            borrowing = await self._locked(borrowings, borrowing_id)
+            facts = await borrowings.extension_facts(borrowing)
+            rules.check_can_extend(
+                borrowing, facts, until=quote.until, today=today, settings=self.settings
+            )
+            rules.check_extension_quote(borrowing, quote)
+            borrowing.expected_return_date = quote.until
+            borrowing.extensions += 1
+            borrowing.payments.append(opened.new_payment())
+            await session.flush()
+            text = messages.borrowing_extended(
+                borrowing, borrowing.book, borrower.email, previous_due=quote.due, fee=charge.amount
+            )
+            await NotificationService(session).record("borrowing_extended", text)
+            return borrowing
 
     # -- returning ----------------------------------------------------------------------
 
@@ -187,10 +158,9 @@ class BorrowingService:
         borrowing = await self._visible(borrowing_id, user)
         rules.check_can_return(borrowing)
         fine = rules.fine(borrowing, borrowing.book, today=today, settings=self.settings)
-        record = partial(self._record_return, borrowing_id, borrowing.user, today)
         if fine is None:
             async with self.uow.write() as session:
-                return await record(session, None)
+                return await self._record_return(session, borrowing_id, borrowing.user, today)
         late = (today - borrowing.expected_return_date).days
         charge = Charge(
             type=PaymentType.FINE,
@@ -198,25 +168,26 @@ class BorrowingService:
             detail=f"by {borrowing.book.author}: returned {late} day(s) late",
             amount=fine,
         )
-        return await self.checkout.run(charge, record, record_without_session=True)
+        async with self.checkout.open(charge, stripe_may_be_down=True) as (session, opened):
+            return await self._record_return(
+                session, borrowing_id, borrowing.user, today, fine=opened
+            )
 
     async def _record_return(
         self,
+        session: AsyncSession,
         borrowing_id: int,
         borrower: User,
         today: date,
-        session: AsyncSession,
-        fine: OpenedCheckout | None,
+        *,
+        fine: OpenedCheckout | None = None,
     ) -> Borrowing:
         borrowings = BorrowingRepository(session)
         # Lock order everywhere: member, then borrowing, then book. A fine changes the
         # member's standing: a borrowing of theirs under way must see it or finish first.
         if fine is not None:
             await borrowings.lock_member(borrower.id)
-        borrowing = await borrowings.get(
-            borrowing_id, with_book=True, with_payments=True, for_update=True
-        )
-        assert borrowing is not None  # borrowings are never deleted
+        borrowing = await self._locked(borrowings, borrowing_id)
         rules.check_can_return(borrowing)  # a concurrent return may have got here first
         borrowing.actual_return_date = rules.return_date(borrowing, today=today)
         await copies.release_copies(session, borrowing.book, today=today, settings=self.settings)
@@ -227,4 +198,13 @@ class BorrowingService:
             borrowing, borrowing.book, borrower.email, fine=fine.charge.amount if fine else None
         )
         await NotificationService(session).record("borrowing_returned", text)
+        return borrowing
+
+    @staticmethod
+    async def _locked(borrowings: BorrowingRepository, borrowing_id: int) -> Borrowing:
+        """The borrowing and its book, both rows locked."""
+        borrowing = await borrowings.get(
+            borrowing_id, with_book=True, with_payments=True, for_update=True
+        )
+        assert borrowing is not None  # borrowings are never deleted
         return borrowing

@@ -1,8 +1,9 @@
-"""The checkout saga: every write that charges a member goes through `CheckoutSaga.run`.
+"""The checkout saga: every write that charges a member runs inside `CheckoutSaga.open`
+(a new payment) or `CheckoutSaga.reopen` (a new session for an existing one).
 
 1. The payment's id is reserved (Stripe's metadata names it).
 2. Stripe is asked for a Checkout Session, with no row lock held.
-3. In one transaction, the caller's `record` locks its rows, checks its rules again and
+3. In one transaction, the caller's block locks its rows, checks its rules again and
    writes, the payment row included.
 4. If anything fails after step 2, the session is expired, so it can never be paid.
 
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,8 +32,6 @@ from library_service.payments.repository import PaymentRepository
 from library_service.payments.stripe_client import CheckoutSession, StripeGateway
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +88,6 @@ class OpenedCheckout:
         )
 
 
-Record = Callable[[AsyncSession, OpenedCheckout], Awaitable[T]]
-
-
 class PublicBaseUrlMissingError(RuntimeError):
     """A checkout link was needed where no request tells the API's address."""
 
@@ -108,31 +104,42 @@ class CheckoutSaga:
         self.stripe = stripe
         self.urls = urls
 
-    async def run(
-        self,
-        charge: Charge,
-        record: Record[T],
-        *,
-        payment_id: int | None = None,
-        idempotency_key: str | None = None,
-        record_without_session: bool = False,
-    ) -> T:
-        """Open a session for `charge`, then let `record` write under its locks.
+    def open(
+        self, charge: Charge, *, stripe_may_be_down: bool = False
+    ) -> AbstractAsyncContextManager[tuple[AsyncSession, OpenedCheckout]]:
+        """A new payment for `charge`: its session is opened at Stripe, then the block runs
+        in one transaction, where the caller locks its rows, checks its rules again and
+        writes, `opened.new_payment()` included:
 
-        `payment_id` names an existing payment (a new session for it); without it a new id
-        is reserved. With `record_without_session`, Stripe being down is not an error.
-        """
+            async with checkout.open(charge) as (session, opened):
+                ...  # lock, check, write
+
+        With `stripe_may_be_down` (a late return's fine), Stripe being down is no error:
+        the block gets `opened.session` None and the worker opens one later."""
+        return self._writing(None, charge, None, may_wait=stripe_may_be_down)
+
+    def reopen(
+        self, payment_id: int, charge: Charge, *, idempotency_key: str | None = None
+    ) -> AbstractAsyncContextManager[tuple[AsyncSession, OpenedCheckout]]:
+        """A new session for the existing payment `payment_id`, then the block writes it.
+        `idempotency_key`: Stripe's, when concurrent callers must get one and the same
+        session (a fresh one otherwise)."""
+        return self._writing(payment_id, charge, idempotency_key, may_wait=False)
+
+    @asynccontextmanager
+    async def _writing(
+        self, payment_id: int | None, charge: Charge, idempotency_key: str | None, *, may_wait: bool
+    ) -> AsyncIterator[tuple[AsyncSession, OpenedCheckout]]:
         if payment_id is None:
             async with self.uow.read() as session:
                 payment_id = await PaymentRepository(session).reserve_id()
-        checkout = await self._open(payment_id, charge, idempotency_key, record_without_session)
+        checkout = await self._open(payment_id, charge, idempotency_key, may_wait)
         try:
             async with self.uow.write() as session:
-                result = await record(session, OpenedCheckout(payment_id, charge, checkout))
+                yield session, OpenedCheckout(payment_id, charge, checkout)
                 if checkout is None:
                     job_id = jobs.attach_session_job_id(payment_id)
                     defer_job(session, jobs.ATTACH_SESSION, payment_id, job_id=job_id)
-                return result
         except Exception:
             await self.abandon(checkout)
             raise

@@ -14,7 +14,7 @@ from library_service.core.pagination import PageParams
 from library_service.models import Payment, PaymentStatus, PaymentType
 from library_service.notifications.service import NotificationService
 from library_service.payments import messages
-from library_service.payments.checkout import Charge, CheckoutSaga, OpenedCheckout
+from library_service.payments.checkout import Charge, CheckoutSaga
 from library_service.payments.errors import (
     InvalidEventError,
     InvalidSignatureError,
@@ -149,7 +149,8 @@ class PaymentService:
             if current is not None and current.status == "open":
                 raise PaymentNotExpiredError
 
-        async def attach(session: AsyncSession, opened: OpenedCheckout) -> Payment:
+        charge = await self._charge_for(payment_id)
+        async with self.checkout.reopen(payment_id, charge) as (session, opened):
             payments = PaymentRepository(session)
             assert opened.session is not None  # renewing refuses when Stripe is down
             if not await payments.attach_session(
@@ -160,9 +161,6 @@ class PaymentService:
             assert renewed is not None
             return renewed
 
-        charge = await self._charge_for(payment_id)
-        return await self.checkout.run(charge, attach, payment_id=payment_id)
-
     async def attach_missing_session(self, payment_id: int) -> bool:
         """Worker job: give a PENDING payment without a session its first one.
         Raises PaymentProviderUnavailableError (the job retries)."""
@@ -171,24 +169,23 @@ class PaymentService:
         if payment is None or payment.status != PaymentStatus.PENDING or payment.session_id:
             return False
 
-        async def attach(session: AsyncSession, opened: OpenedCheckout) -> bool:
-            assert opened.session is not None
-            payments = PaymentRepository(session)
-            if await payments.attach_session(payment_id, opened.session, replacing=None):
-                return True
-            current = await payments.get(payment_id)
-            # The same idempotency key gave a concurrent run this very session: keep it.
-            if current is not None and current.session_id == opened.session.id:
-                return False
-            raise PaymentChangedError
-
         # Stable per payment row: concurrent runs of this job get one and the same session.
         key = f"payment-{payment_id}-{payment.created_at.timestamp():.0f}-attach"
         charge = await self._charge_for(payment_id)
         try:
-            return await self.checkout.run(
-                charge, attach, payment_id=payment_id, idempotency_key=key
-            )
+            async with self.checkout.reopen(payment_id, charge, idempotency_key=key) as (
+                session,
+                opened,
+            ):
+                assert opened.session is not None
+                payments = PaymentRepository(session)
+                if await payments.attach_session(payment_id, opened.session, replacing=None):
+                    return True
+                current = await payments.get(payment_id)
+                # The same idempotency key gave a concurrent run this very session: keep it.
+                if current is not None and current.session_id == opened.session.id:
+                    return False
+                raise PaymentChangedError
         except PaymentChangedError:
             return False
 
