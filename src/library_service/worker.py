@@ -73,7 +73,17 @@ def _job(job: Job) -> WorkerCoroutine:
 
 
 def _cron(job: Job) -> WorkerCoroutine:
-    return _riding_out_database_outages(job, retry=False)
+    run = _riding_out_database_outages(job, retry=False)
+
+    @functools.wraps(run)
+    async def logged(ctx: dict[Any, Any]) -> Any:
+        # Which worker ran which slot (the job id names the slot): arq logs only the name.
+        logger.info("cron slot %s started", ctx["job_id"])
+        result = await run(ctx)
+        logger.info("cron slot %s finished", ctx["job_id"])
+        return result
+
+    return logged
 
 
 FUNCTIONS = [
