@@ -283,7 +283,7 @@ def _environment(**values: str) -> dict[str, str]:
     return base | {"PYTHONUNBUFFERED": "1"} | values
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one stack for the package: starting it takes ~10 s
 def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Stack]:
     bouncer = None
     database_url = database_url_for_tests
