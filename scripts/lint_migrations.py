@@ -7,6 +7,7 @@ silence a rule it breaks on purpose with a line `# squawk-ignore: <rule>, <rule>
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -24,11 +25,10 @@ IGNORE = re.compile(r"^# squawk-ignore: ([\w, -]+?) - ", re.MULTILINE)
 def render(config: Config, previous: str | None, revision: str) -> str:
     from alembic import command
 
-    out = tempfile.SpooledTemporaryFile(mode="w+")
+    out = io.StringIO()
     config.output_buffer = out  # type: ignore[attr-defined]
     command.upgrade(config, f"{previous}:{revision}" if previous else revision, sql=True)
-    out.seek(0)
-    return out.read()
+    return out.getvalue()
 
 
 def main() -> int:
