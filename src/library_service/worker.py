@@ -78,9 +78,9 @@ def _cron(job: Job) -> WorkerCoroutine:
     @functools.wraps(run)
     async def logged(ctx: dict[Any, Any]) -> Any:
         # Which worker ran which slot (the job id names the slot): arq logs only the name.
-        logger.info("cron slot %s started", ctx["job_id"])
+        logger.info("cron slot %s started", ctx.get("job_id"))
         result = await run(ctx)
-        logger.info("cron slot %s finished", ctx["job_id"])
+        logger.info("cron slot %s finished", ctx.get("job_id"))
         return result
 
     return logged
