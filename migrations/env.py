@@ -25,16 +25,28 @@ def database_url() -> str:
     return async_database_url(str(url))
 
 
+# A migration runs while the previous version serves: a lock it cannot get at once must not
+# queue every request behind it (each waits for the lock holder first), so it fails fast
+# and is run again; no statement may run for ever either.
+TIMEOUTS = ("SET LOCAL lock_timeout = '5s'", "SET LOCAL statement_timeout = '15min'")
+
+
+def _run_with_timeouts() -> None:
+    for statement in TIMEOUTS:
+        context.execute(statement)
+    context.run_migrations()
+
+
 def run_migrations_offline() -> None:
     context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
-        context.run_migrations()
+        _run_with_timeouts()
 
 
 def do_run_migrations(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
-        context.run_migrations()
+        _run_with_timeouts()
 
 
 async def run_migrations_online() -> None:

@@ -35,6 +35,7 @@ from library_service.dev.fake_stripe import SandboxStripe
 from library_service.main import create_app
 from library_service.models import Base
 from tests.factories import TODAY, Factory, on_day
+from tests.pgbouncer import suite_database
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_BASE = "https://stripe.test"
@@ -76,11 +77,13 @@ def redis_url_for_tests() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url_for_tests: str, redis_url_for_tests: str) -> Settings:
+    database_url, pooler = suite_database(database_url_for_tests)  # TEST_PGBOUNCER=1
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         ENVIRONMENT="test",
         SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
-        DATABASE_URL=database_url_for_tests,
+        DATABASE_URL=database_url,
+        DATABASE_POOLER=pooler,
         REDIS_URL=redis_url_for_tests,
         BCRYPT_ROUNDS=4,
         STRIPE_SECRET_KEY="sk_test_suite",

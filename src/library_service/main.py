@@ -27,6 +27,7 @@ from library_service.payments.stripe_client import StripeGateway
 from library_service.services import Services
 from library_service.users.router import router as users_router
 from library_service.web.docs import install_docs
+from library_service.web.drain import Drain, DrainMiddleware
 from library_service.web.idempotency import install_idempotency
 from library_service.web.metrics import install_metrics, watch_pool
 from library_service.web.middleware import ServiceMiddleware
@@ -66,9 +67,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD_GEN0, 20, 20)
+    drain: Drain = app.state.drain
+    drain.install()
     try:
         yield
     finally:
+        drain.uninstall()
         await app.state.stripe.close()
         if app.state.queue is not None:
             await app.state.queue.aclose()
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.drain = Drain(settings.shutdown_drain_seconds)
     install_error_handlers(app)
 
     app.include_router(users_router)
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             allow_headers=["*"],
         )
     app.add_middleware(ServiceMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(DrainMiddleware, drain=app.state.drain)
     return app
 
 
@@ -131,7 +137,9 @@ def _add_service_routes(app: FastAPI) -> None:
         responses={503: {"description": "A dependency is down"}},
     )
     async def ready(request: Request, worker: WorkerParameter = False) -> JSONResponse:
-        """The database and Redis answer."""
+        """The database and Redis answer (503 once the process is stopping)."""
+        if request.app.state.drain.draining:  # SIGTERM: the balancer's cue to look elsewhere
+            return JSONResponse({"status": "stopping"}, status_code=503)
         checks = {
             "database": await _check(_ping_database(request.app.state.db)),
             "redis": await _check(_ping_redis(request.app.state.queue)),

@@ -84,7 +84,17 @@ def _job(job: Job) -> WorkerCoroutine:
 
 
 def _cron(job: Job) -> WorkerCoroutine:
-    return _riding_out_database_outages(job, retry=False)
+    run = _riding_out_database_outages(job, retry=False)
+
+    @functools.wraps(run)
+    async def logged(ctx: dict[Any, Any]) -> Any:
+        # Which worker ran which slot (the job id names the slot): arq logs only the name.
+        logger.info("cron slot %s started", ctx.get("job_id"))
+        result = await run(ctx)
+        logger.info("cron slot %s finished", ctx.get("job_id"))
+        return result
+
+    return logged
 
 
 FUNCTIONS = [
@@ -122,12 +132,15 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["db"].dispose()
 
 
-def _scheduled(job: Job, name: str, *, at_startup: bool = False, **when: Any) -> Any:
-    """A cron job that runs once however many workers there are (`when`: arq's fields)."""
-    return cron(_cron(job), name=name, run_at_startup=at_startup, unique=True, **when)
-
-
 def _cron_jobs(settings: Settings) -> list[Any]:
+    def _scheduled(job: Job, name: str, *, at_startup: bool = False, **when: Any) -> Any:
+        """A cron job that runs once per slot however many workers there are: arq names
+        each slot's job after the job and the slot's time, and queues a name once.
+        `when`: arq's fields; WORKER_CRON_EVERY_SECONDS (tests) replaces them."""
+        if every := settings.WORKER_CRON_EVERY_SECONDS:
+            when = {"second": set(range(0, 60, every))}
+        return cron(_cron(job), name=name, run_at_startup=at_startup, unique=True, **when)
+
     report_at = settings.OVERDUE_REPORT_TIME
     return [
         # The sweeps also run as soon as a worker (re)connects to Redis: after an outage
@@ -158,7 +171,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "functions": FUNCTIONS,
         "cron_jobs": _cron_jobs(settings),
         "timezone": settings.timezone,
-        "job_timeout": 120,
+        "job_timeout": settings.WORKER_JOB_TIMEOUT_SECONDS,
         "max_jobs": 10,
         "job_completion_wait": JOB_COMPLETION_WAIT_SECONDS,
     }

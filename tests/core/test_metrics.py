@@ -121,7 +121,8 @@ async def test_worker_jobs_run_and_failed_show(client, app, db, settings):
         "db": db,
         "redis": app.state.queue,
         "settings": settings,
-        "database_outage": Outage("PostgreSQL"),  # what the worker's startup puts there
+        "stripe": app.state.stripe,  # these two: what the worker's startup puts there
+        "database_outage": Outage("PostgreSQL"),
     }
     relay = next(
         job for job in worker_settings(settings)["cron_jobs"] if job.name == notification_jobs.RELAY

@@ -51,6 +51,7 @@ def worker_environment(config: Settings) -> dict[str, str]:
     values = {
         "ENVIRONMENT": "test",
         "DATABASE_URL": config.DATABASE_URL,
+        "DATABASE_POOLER": config.DATABASE_POOLER,
         "REDIS_URL": config.REDIS_URL,
         "TELEGRAM_API_BASE": config.TELEGRAM_API_BASE,
         "TELEGRAM_BOT_TOKEN": config.TELEGRAM_BOT_TOKEN,

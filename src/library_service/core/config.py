@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     DB_POOL_SIZE: int = Field(default=32, ge=1)
     DB_MAX_OVERFLOW: int = Field(default=0, ge=0)
     DB_POOL_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
+    # `pgbouncer`: DATABASE_URL points at PgBouncer in transaction mode (core/db.py).
+    DATABASE_POOLER: Literal["none", "pgbouncer"] = "none"
 
     ACCESS_MINUTES: int = Field(default=60, ge=1)
     REFRESH_DAYS: int = Field(default=1, ge=1)
@@ -85,6 +87,18 @@ class Settings(BaseSettings):
     # at most this long between attempts to reach Redis or PostgreSQL again.
     WORKER_HEARTBEAT_SECONDS: float = Field(default=10, gt=0)
     WORKER_RETRY_MAX_SECONDS: float = Field(default=5, gt=0)
+    # The longest one job may run (a send to Telegram, a Stripe poll); a job of a worker that
+    # died is run again by another worker this long plus 10 s after it started (arq's rule).
+    WORKER_JOB_TIMEOUT_SECONDS: float = Field(default=120, gt=0)
+    # Tests only (refused in production): every cron job runs every this many seconds
+    # instead of on its schedule, so that a test sees many cron slots in a few seconds.
+    WORKER_CRON_EVERY_SECONDS: int | None = Field(default=None, ge=1, le=30)
+
+    # On SIGTERM an API process answers /ready with 503 at once (the load balancer's cue to
+    # send it nothing new) and keeps serving this long before it stops taking connections;
+    # then it finishes the requests in flight (up to 20 s) and exits. Default: 5 s in
+    # production, none elsewhere (a local run stops at once).
+    SHUTDOWN_DRAIN_SECONDS: float | None = Field(default=None, ge=0, le=120)
 
     # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated, "*" for any);
     # empty: none, so no client can claim another address.
@@ -151,6 +165,8 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ValueError(f"production needs {', '.join(missing)}")
+        if self.WORKER_CRON_EVERY_SECONDS:
+            raise ValueError("WORKER_CRON_EVERY_SECONDS is for tests, not production")
         if self.METRICS_ENABLED and not self.METRICS_TOKEN:
             raise ValueError("METRICS_ENABLED in production needs a METRICS_TOKEN")
         return self
@@ -170,6 +186,12 @@ class Settings(BaseSettings):
     @property
     def metrics_enabled(self) -> bool:
         return not self.is_production if self.METRICS_ENABLED is None else self.METRICS_ENABLED
+
+    @property
+    def shutdown_drain_seconds(self) -> float:
+        if self.SHUTDOWN_DRAIN_SECONDS is not None:
+            return self.SHUTDOWN_DRAIN_SECONDS
+        return 5.0 if self.is_production else 0.0
 
     @property
     def json_logs(self) -> bool:

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 from sqlalchemy import Row, Select, event
 from sqlalchemy.engine import make_url
@@ -57,10 +58,25 @@ def async_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# What SQLAlchemy's asyncpg dialect prescribes behind PgBouncer in transaction mode (which,
+# before PgBouncer 1.21, keeps no prepared statement across transactions): no statement
+# cache, neither SQLAlchemy's nor asyncpg's, and a unique name for every statement, so that
+# a name left on a server connection by another client never collides. The pool stays: a
+# connection to PgBouncer holds no server connection while idle, and reusing it saves a
+# connect and a login per request.
+PGBOUNCER_CONNECT_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     engine: AsyncEngine
-    autocommit_engine: AsyncEngine  # for single statements on a plain connection
+    # For single statements on a plain connection: reads, and the writes that are one
+    # statement each (use `begin()`: behind PgBouncer it is a transaction that commits).
+    autocommit_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     autocommit_sessionmaker: async_sessionmaker[AsyncSession]
 
@@ -80,10 +96,19 @@ class Database:
                 "command_timeout": 30,
             },
         }
+        if settings.DATABASE_POOLER == "pgbouncer":
+            options["connect_args"].update(PGBOUNCER_CONNECT_ARGS)
         options.update(engine_options)
         engine = create_async_engine(async_database_url(url), **options)
         event.listen(engine.sync_engine.pool, "checkout", _discard_closed_connection)
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit = (
+            # Behind PgBouncer in transaction mode a statement outside a transaction may be
+            # prepared on one server connection and run on another: every phase is a
+            # transaction there (a read one ends with ROLLBACK; two round trips more).
+            engine
+            if settings.DATABASE_POOLER == "pgbouncer"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         return cls(
             engine=engine,
             autocommit_engine=autocommit,

@@ -56,7 +56,7 @@ async def _write(db: Database, step: Callable[[DeliveryRepository], Awaitable[T]
 
 
 async def _run(db: Database, step: Callable[[DeliveryRepository], Awaitable[T]]) -> T:
-    async with db.autocommit_engine.connect() as connection:
+    async with db.autocommit_engine.begin() as connection:
         return await step(DeliveryRepository(connection))
 
 
@@ -69,7 +69,7 @@ async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str
         # Telegram asked every sender to wait (429): waiting costs the message no attempt.
         raise Retry(defer=timedelta(seconds=pause))
 
-    async with db.autocommit_engine.connect() as connection:
+    async with db.autocommit_engine.begin() as connection:
         claimed = await DeliveryRepository(connection).claim(
             notification_id,
             lease=send_lease(settings),

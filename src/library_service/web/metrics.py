@@ -222,7 +222,7 @@ async def _count_job(redis: ArqRedis, name: str, *, failed: bool) -> None:
 
 
 async def _outbox_metrics(db: Database) -> list[Metric]:
-    async with db.autocommit_engine.connect() as connection:
+    async with db.autocommit_engine.begin() as connection:
         pending, failed, live_rows = (await connection.execute(_OUTBOX_QUERY)).one()
     family = GaugeMetricFamily(
         "library_notifications",

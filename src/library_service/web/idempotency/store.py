@@ -76,7 +76,7 @@ class Claim:
             for name, value in headers
             if name.decode("latin-1") not in _UNSTORED_HEADERS
         ]
-        async with self.db.autocommit_engine.connect() as connection:
+        async with self.db.autocommit_engine.begin() as connection:
             await connection.execute(
                 update(IdempotencyKey)
                 .where(self._this_key())
@@ -91,7 +91,7 @@ class Claim:
 
     async def release(self) -> None:
         """Forget the key, so a retry runs the operation, unless its effects committed."""
-        async with self.db.autocommit_engine.connect() as connection:
+        async with self.db.autocommit_engine.begin() as connection:
             await connection.execute(
                 delete(IdempotencyKey).where(
                     self._this_key(), IdempotencyKey.committed_at.is_(None)
@@ -146,7 +146,7 @@ async def claim(
     pause = _FIRST_POLL_SECONDS
     while True:
         now = clock.now()
-        async with db.autocommit_engine.connect() as connection:
+        async with db.autocommit_engine.begin() as connection:
             statement = _claim_statement(user_id, key, fingerprint, owner, now, ttl)
             if await connection.scalar(statement):
                 return Claim(db, user_id, key, owner)
@@ -201,7 +201,7 @@ def _claim_statement(
 async def purge_expired_keys(ctx: dict[str, Any]) -> int:
     """Worker cron: delete the keys past their expiry (they answer nothing any more)."""
     db: Database = ctx["db"]
-    async with db.autocommit_engine.connect() as connection:
+    async with db.autocommit_engine.begin() as connection:
         purged = await connection.execute(
             delete(IdempotencyKey).where(IdempotencyKey.expires_at <= clock.now())
         )

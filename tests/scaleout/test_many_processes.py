@@ -1,0 +1,325 @@
+"""Issue 21: three API processes behind a balancer and two workers on one PostgreSQL and
+one Redis behave as one library; a process can stop, or be killed, without losing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+import uuid
+from collections import Counter
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from library_service.core.config import Settings
+from library_service.core.db import Database
+from library_service.holds import jobs as hold_jobs
+from library_service.models import Notification
+from library_service.notifications import jobs as notification_jobs
+from library_service.payments import jobs as payment_jobs
+from library_service.web.idempotency import PURGE_EXPIRED
+from tests.factories import PASSWORD
+from tests.scaleout.conftest import METRICS_TOKEN, Stack
+
+pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
+
+CRONS = (
+    notification_jobs.RELAY,
+    notification_jobs.OVERDUE_REPORT,
+    payment_jobs.POLL_EXPIRED_SESSIONS,
+    payment_jobs.ATTACH_MISSING_SESSIONS,
+    hold_jobs.EXPIRE_UNCOLLECTED,
+    PURGE_EXPIRED,
+)
+SLOT = re.compile(r"cron slot ([\w.]+):(\d+) (started|finished)")
+DUE = (date.today() + timedelta(days=7)).isoformat()
+
+
+async def notifications(database_url: str) -> dict[int, tuple[str, str]]:
+    db = Database.connect(database_url, Settings(_env_file=None, DATABASE_URL=database_url))  # type: ignore[call-arg]
+    try:
+        async with db.autocommit_sessionmaker() as session:
+            rows = await session.execute(
+                select(Notification.id, Notification.text, Notification.status)
+            )
+            return {row.id: (row.text, row.status) for row in rows}
+    finally:
+        await db.dispose()
+
+
+async def eventually(check: Any, *, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, f"not within {within} s: {what}"
+        await asyncio.sleep(0.1)
+
+
+async def all_sent(stack: Stack) -> bool:
+    rows = await notifications(stack.database_url)
+    return bool(rows) and all(status == "SENT" for _, status in rows.values())
+
+
+class Load:
+    """Members borrowing, paying, returning and holding through the balancer; every answer
+    that is not the expected one is a failure (a bounded number of cycles)."""
+
+    def __init__(self, stack: Stack, tokens: list[str], books: list[int]) -> None:
+        self.stack = stack
+        self.tokens = tokens
+        self.books = books
+        self.requests = 0
+        self.failures: list[str] = []
+        self.borrowed = 0  # 201 answers to POST /api/borrowings/
+
+    async def call(
+        self, http: httpx.AsyncClient, method: str, url: str, expect: int, **options: Any
+    ) -> httpx.Response | None:
+        self.requests += 1
+        try:
+            response = await http.request(method, url, **options)
+        except httpx.HTTPError as exc:
+            self.failures.append(f"{method} {url}: {exc!r}")
+            return None
+        if response.status_code != expect:
+            self.failures.append(f"{method} {url}: {response.status_code} {response.text[:200]}")
+            return None
+        return response
+
+    async def cycle(self, http: httpx.AsyncClient, token: str, book: int) -> None:
+        """Borrow, pay in the sandbox (its redirect comes back through the balancer), return."""
+        auth = {"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())}
+        body = {"book": book, "expected_return_date": DUE}
+        borrowed = await self.call(http, "POST", "/api/borrowings/", 201, json=body, headers=auth)
+        if borrowed is None:
+            return
+        self.borrowed += 1
+        session_url = borrowed.json()["payments"][0]["session_url"]
+        paid = await self.call(http, "POST", f"{session_url}/pay", 303)
+        if paid is not None:
+            await self.call(http, "GET", paid.headers["location"], 200)
+        borrowing = borrowed.json()["id"]
+        await self.call(
+            http,
+            "POST",
+            f"/api/borrowings/{borrowing}/return/",
+            200,
+            headers=auth | {"Idempotency-Key": str(uuid.uuid4())},
+        )
+
+    async def member(self, index: int, cycles: int, pause: float) -> None:
+        async with httpx.AsyncClient(base_url=self.stack.url, timeout=15) as http:
+            for _ in range(cycles):
+                await self.cycle(http, self.tokens[index], self.books[index])
+                await asyncio.sleep(pause)
+
+    async def run(self, cycles: int, pause: float = 0.0) -> None:
+        await asyncio.gather(*(self.member(i, cycles, pause) for i in range(len(self.tokens))))
+
+
+async def login(stack: Stack, email: str) -> str:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as http:
+        response = await http.post("/api/users/token/", json={"email": email, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access"]
+        return token
+
+
+async def prepare(stack: Stack, factory: Any, members: int) -> tuple[list[str], list[int]]:
+    users = [await factory.member() for _ in range(members)]
+    books = await factory.books([{"title": f"Scale {i}", "inventory": 3} for i in range(members)])
+    tokens = [await login(stack, user.email) for user in users]
+    return tokens, [book.id for book in books]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def cron_slots(stack: Stack) -> dict[str, list[tuple[str, int]]]:
+    """Per worker, the cron slots it finished: (job name, slot in ms)."""
+    slots: dict[str, list[tuple[str, int]]] = {}
+    for name in stack.workers:
+        found = SLOT.findall(stack.worker_log(name))
+        slots[name] = [(job, int(ms)) for job, ms, state in found if state == "finished"]
+    return slots
+
+
+async def test_many_processes_behave_as_one_library(stack: Stack, factory):
+    started = time.time()
+    baseline = len(stack.telegram.sends)  # the suite emptied the tables: from now on
+    tokens, books = await prepare(stack, factory, members=6)
+    load = Load(stack, tokens, books)
+
+    # A hold queue across processes: a book with one copy, borrowed, held, returned.
+    [held_book] = await factory.books([{"title": "Only copy", "inventory": 1}])
+    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as http:
+        first = {"Authorization": f"Bearer {tokens[0]}"}
+        second = {"Authorization": f"Bearer {tokens[1]}"}
+        loan = await http.post(
+            "/api/borrowings/",
+            json={"book": held_book.id, "expected_return_date": DUE},
+            headers=first,
+        )
+        assert loan.status_code == 201, loan.text
+        hold = await http.post("/api/holds/", json={"book": held_book.id}, headers=second)
+        assert hold.status_code == 201, hold.text
+        returned = await http.post(f"/api/borrowings/{loan.json()['id']}/return/", headers=first)
+        assert returned.status_code == 200
+        ready = await http.get(f"/api/holds/{hold.json()['id']}/", headers=second)
+        assert ready.json()["status"] == "READY"
+
+    await load.run(cycles=3)
+    assert load.failures == []
+    assert set(stack.balancer.routed) == set(stack.apis)  # every process served some
+
+    # An Idempotency-Key retry that lands on another process answers the first answer.
+    first_port, second_port, _ = stack.apis
+    key = {"Authorization": f"Bearer {tokens[2]}", "Idempotency-Key": str(uuid.uuid4())}
+    body = {"book": books[2], "expected_return_date": DUE}
+    async with httpx.AsyncClient(timeout=15) as http:
+        original = await http.post(
+            f"http://127.0.0.1:{first_port}/api/borrowings/", json=body, headers=key
+        )
+        retry = await http.post(
+            f"http://127.0.0.1:{second_port}/api/borrowings/", json=body, headers=key
+        )
+    assert original.status_code == retry.status_code == 201
+    assert retry.json() == original.json()
+    assert retry.headers["idempotent-replayed"] == "true"
+
+    # The login limit (3 failed tries) holds across processes: one address, one email.
+    victim = "someone@example.com"
+    statuses = []
+    async with httpx.AsyncClient(timeout=15) as http:
+        for attempt in range(6):
+            port = list(stack.apis)[attempt % 3]
+            response = await http.post(
+                f"http://127.0.0.1:{port}/api/users/token/",
+                json={"email": victim, "password": "wrong-password"},
+                headers={"X-Forwarded-For": "203.0.113.9"},
+            )
+            statuses.append(response.status_code)
+    assert statuses == [401, 401, 401, 429, 429, 429]
+
+    # Every staff message reaches the chat exactly once.
+    await eventually(lambda: all_sent(stack), within=20, what="every message SENT")
+    recorded = await notifications(stack.database_url)
+    delivered = Counter(stack.telegram.delivered()[baseline:])
+    assert delivered == Counter(text for text, _ in recorded.values())
+    assert (
+        sum(
+            "No borrowings overdue" in text or "overdue" in text.lower()
+            for text, _ in recorded.values()
+        )
+        >= 1
+    )  # the daily report, once however many workers
+
+    # /metrics: each process counts its own answers (Prometheus scrapes each and adds
+    # them); together they count every borrowing the balancer let through, once.
+    scraped = []
+    async with httpx.AsyncClient(timeout=15) as http:
+        for port in stack.apis:
+            response = await http.get(
+                f"http://127.0.0.1:{port}/metrics",
+                headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            )
+            assert response.status_code == 200
+            scraped.append(response.text)
+    borrowed_201 = sum(
+        metric(
+            text,
+            "library_http_requests_total",
+            method="POST",
+            route="/api/borrowings/",
+            status="201",
+        )
+        for text in scraped
+    )
+    assert borrowed_201 == load.borrowed + 3  # the hold's loan, the key's first and replay
+    sent = len(recorded)
+    for text in scraped:  # the workers' job counts, the same from any process
+        assert metric(text, "library_jobs_run_total", job=notification_jobs.DELIVER) >= sent
+
+    # Each cron ran once per slot across the two workers, and no slot was missed.
+    await asyncio.sleep(2.5)
+    slots = cron_slots(stack)
+    finished = Counter(slot for worker in slots.values() for slot in worker)
+    assert [slot for slot, runs in finished.items() if runs > 1] == []
+    assert all(slots.values()), slots  # both workers took slots
+    first_ms, last_ms = int((started + 3) * 1000), int((time.time() - 3) * 1000)
+    for job in CRONS:
+        seen = {ms for name, ms in finished if name == job}
+        # arq's slots: on the second, plus its fixed 123.456 ms (the same on every worker)
+        expected = set(range(first_ms - first_ms % 2000 + 2123, last_ms, 2000))
+        assert expected <= seen, (job, sorted(expected - seen))
+
+
+async def test_a_worker_killed_mid_send_loses_nothing(stack: Stack, factory):
+    """SIGKILL of a worker while it sends and holds a cron's slot: the other carries on,
+    every message arrives, and only those in flight at the kill may arrive twice."""
+    baseline = len(stack.telegram.sends)  # the suite emptied the tables: from now on
+    tokens, books = await prepare(stack, factory, members=2)
+    load = Load(stack, tokens, books)
+    await load.run(cycles=1)  # leaves nothing pending: every payment is PAID
+    await eventually(lambda: all_sent(stack), within=20, what="the first messages")
+    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as http:
+        unpaid = await http.post(  # a payment the worker's expiry poll will ask Stripe about
+            "/api/borrowings/",
+            json={"book": books[0], "expected_return_date": DUE},
+            headers={"Authorization": f"Bearer {tokens[0]}"},
+        )
+        assert unpaid.status_code == 201
+
+    stack.telegram.delay = 0.6  # slow, yet within TELEGRAM_SEND_TIMEOUT_SECONDS (1 s)
+    stack.stripe_gate.held.clear()
+    stack.stripe_gate.open.clear()
+    try:
+        deadline = time.monotonic() + 10
+        while not stack.stripe_gate.held:  # the next poll slot, on one of the workers
+            assert time.monotonic() < deadline, "no expiry poll reached Stripe"
+            await asyncio.sleep(0.05)
+        victim = stack.stripe_gate.held[0].rpartition("_")[2]
+        survivor = next(name for name in stack.workers if name != victim)
+        await load.run(cycles=1)  # messages to send while Telegram answers slowly
+        deadline = time.monotonic() + 10
+        while not stack.telegram.in_flight(victim):
+            assert time.monotonic() < deadline, "the victim never sent"
+            await asyncio.sleep(0.02)
+        stack.workers[victim].signal(signal.SIGKILL)
+        killed = time.monotonic()
+        stack.workers[victim].wait(5)
+        killed_at = time.time()
+        in_flight = {  # the sends the kill cut off: Telegram had them, the victim no answer
+            send.text
+            for send in stack.telegram.sends[baseline:]
+            if send.worker == victim and (send.answered is None or send.answered >= killed)
+        }
+        assert in_flight
+    finally:
+        stack.telegram.delay = 0.0
+        stack.stripe_gate.open.set()
+
+    # Its sends go out again (arq runs a dead worker's job again after the job timeout
+    # plus 10 s), by the survivor; the survivor's poll slots go on meanwhile.
+    await eventually(lambda: all_sent(stack), within=30, what="the killed worker's messages")
+    recorded = await notifications(stack.database_url)
+    delivered = Counter(stack.telegram.delivered()[baseline:])
+    assert set(delivered) == {text for text, _ in recorded.values()}
+    twice = {text for text, times in delivered.items() if times > 1}
+    assert twice <= in_flight  # the lease rule: only a send cut off by the kill repeats
+    polls_after = [
+        ms
+        for job, ms in cron_slots(stack)[survivor]
+        if job == payment_jobs.POLL_EXPIRED_SESSIONS and ms > killed_at * 1000
+    ]
+    assert polls_after, "the expiry poll stopped with the killed worker"
+    stack.workers[victim].start()

@@ -1,0 +1,103 @@
+"""Deploys that drop nothing: the API processes restarted one at a time under load, a
+worker restarted mid-sends, PgBouncer restarted under load."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.scaleout.conftest import DRAIN_SECONDS, Stack
+from tests.scaleout.test_many_processes import Load, all_sent, eventually, notifications, prepare
+
+pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
+
+
+async def steady(load: Load, stop: asyncio.Event, *, limit: int) -> None:
+    """Members cycling (borrow, pay, return) until `stop`, at most `limit` cycles each."""
+
+    async def member(index: int) -> None:
+        async with httpx.AsyncClient(base_url=load.stack.url, timeout=15) as http:
+            for _ in range(limit):
+                if stop.is_set():
+                    return
+                await load.cycle(http, load.tokens[index], load.books[index])
+
+    await asyncio.gather(*(member(i) for i in range(len(load.tokens))))
+
+
+async def test_restarting_every_api_process_under_load_fails_no_request(stack: Stack, factory):
+    baseline = len(stack.telegram.sends)
+    tokens, books = await prepare(stack, factory, members=4)
+    load = Load(stack, tokens, books)
+    stop = asyncio.Event()
+    running = asyncio.create_task(steady(load, stop, limit=200))
+    stopping_checks = []
+    try:
+        for port, api in stack.apis.items():
+            signalled = time.monotonic()
+            api.signal(signal.SIGTERM)
+            await asyncio.to_thread(api.wait, DRAIN_SECONDS + 25)
+            exited = time.monotonic()
+            stopping_checks += [
+                check
+                for check in stack.balancer.checks
+                if check.port == port and signalled < check.sent < exited
+            ]
+            api.start()
+            await asyncio.to_thread(stack.wait_ready, port)
+        # A worker restarted mid-sends: SIGTERM finishes the sends it holds, then it exits.
+        stack.telegram.delay = 0.3
+        worker = stack.workers["a"]
+        worker.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 20) == 0
+        stack.telegram.delay = 0.0
+        worker.start()
+    finally:
+        stop.set()
+        await running
+    assert load.requests > 50
+    assert load.failures == []
+    # The balancer's checks while a process drained: never a 200.
+    assert stopping_checks
+    assert all(check.status != 200 for check in stopping_checks)
+
+    await eventually(lambda: all_sent(stack), within=30, what="every message SENT")
+    recorded = await notifications(stack.database_url)
+    delivered = Counter(stack.telegram.delivered()[baseline:])
+    assert delivered == Counter(text for text, _ in recorded.values())  # nothing twice
+    print(f"restarts: {load.requests} requests, {len(load.failures)} failed")
+
+
+async def test_a_pgbouncer_restart_answers_503_never_500(stack: Stack, factory):
+    if stack.bouncer is None:
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    tokens, _ = await prepare(stack, factory, members=1)
+    auth = {"Authorization": f"Bearer {tokens[0]}"}
+    statuses: Counter[int] = Counter()
+    codes: Counter[str] = Counter()
+    async with httpx.AsyncClient(base_url=stack.url, timeout=15) as http:
+
+        async def poke(count: int) -> None:
+            for _ in range(count):
+                response = await http.get("/api/borrowings/", headers=auth)
+                statuses[response.status_code] += 1
+                if response.status_code != 200:
+                    codes[response.json().get("code", "")] += 1
+
+        await poke(5)
+        stack.bouncer.stop()
+        await poke(10)
+        stack.bouncer.start()
+        await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while (await http.get("/api/borrowings/", headers=auth)).status_code != 200:
+            assert time.monotonic() < deadline, "not back after PgBouncer came back"
+            await asyncio.sleep(0.2)
+    assert 500 not in statuses
+    assert statuses[503] >= 10
+    assert set(codes) == {"database_unavailable"}
