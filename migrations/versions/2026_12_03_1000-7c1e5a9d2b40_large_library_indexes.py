@@ -31,12 +31,16 @@ class NewIndex:
 
 
 NEW_INDEXES = (
+    # ?is_staff=true on the members list: a handful among the members.
+    NewIndex("ix_users_staff_id", "users", ["id"], "is_staff IS TRUE"),
     # ?search= on the members list: email, first or last name contains the term.
     NewIndex("ix_users_email_trgm", "users", ["email"], trigram=True),
     NewIndex("ix_users_first_name_trgm", "users", ["first_name"], trigram=True),
     NewIndex("ix_users_last_name_trgm", "users", ["last_name"], trigram=True),
     # A catalogue search for part of an ISBN (digits only); a whole ISBN uses uq_books_isbn.
     NewIndex("ix_books_isbn_trgm", "books", ["isbn"], trigram=True),
+    # ?withdrawn=true: the few books out of circulation, by title.
+    NewIndex("ix_books_withdrawn_title_id", "books", ["title", "id"], "withdrawn IS TRUE"),
     # Staff's ?is_active=true, newest first, and the desk's "on loan" and "overdue" tabs.
     NewIndex("ix_borrowings_active_id", "borrowings", ["id"], "actual_return_date IS NULL"),
     # The overdue report, in its order.
@@ -49,9 +53,7 @@ NEW_INDEXES = (
     # Staff's ?book_id= and ?status= on holds, newest first; the hold expiry in its order.
     NewIndex("ix_holds_book_id_id", "holds", ["book_id", "id"]),
     NewIndex("ix_holds_status_id", "holds", ["status", "id"]),
-    NewIndex(
-        "ix_holds_ready_ready_until_id", "holds", ["ready_until", "id"], "status = 'READY'"
-    ),
+    NewIndex("ix_holds_ready_ready_until_id", "holds", ["ready_until", "id"], "status = 'READY'"),
     # Staff's ?status= on payments other than PAID (few among millions), newest first.
     NewIndex("ix_payments_unpaid_status_id", "payments", ["status", "id"], "status <> 'PAID'"),
     # The expiry poll (soonest to expire first) and the retry of fines without a session.
@@ -89,9 +91,7 @@ def _create(index: NewIndex) -> None:
     )
     using = " USING gin" if index.trigram else ""
     where = f" WHERE {index.where}" if index.where else ""
-    op.execute(
-        f"CREATE INDEX CONCURRENTLY {index.name} ON {index.table}{using} ({columns}){where}"
-    )
+    op.execute(f"CREATE INDEX CONCURRENTLY {index.name} ON {index.table}{using} ({columns}){where}")
 
 
 def upgrade() -> None:

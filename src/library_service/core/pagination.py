@@ -100,20 +100,26 @@ async def settle_count(session: AsyncSession, statement: AnySelect, capped: int 
 
 
 async def fetch_page(
-    session: AsyncSession, statement: AnySelect, page: PageParams
+    session: AsyncSession,
+    statement: AnySelect,
+    page: PageParams,
+    *,
+    counted: AnySelect | None = None,
 ) -> tuple[Sequence[AnyRow], int]:
-    """One page of the rows `statement` selects, and how many it selects in all.
+    """One page of the rows `statement` selects, and how many it selects in all (or
+    `counted` selects: the same rows without the joins that only add columns).
 
     The (capped) total comes in the same round trip, beside each row; only a page past the
     end, with no row to carry it, is counted apart.
     """
-    paged = statement.add_columns(capped_total(statement))
+    counted = statement if counted is None else counted
+    paged = statement.add_columns(capped_total(counted))
     rows = (await session.execute(paged.limit(page.limit).offset(page.offset))).all()
     if rows:
-        return rows, await settle_count(session, statement, rows[0].total)
+        return rows, await settle_count(session, counted, rows[0].total)
     if page.offset == 0:
         return rows, 0
-    return rows, await settle_count(session, statement, None)
+    return rows, await settle_count(session, counted, None)
 
 
 T = TypeVar("T")

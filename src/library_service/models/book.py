@@ -54,6 +54,8 @@ class Book(Base):
         Index("ix_books_title_id", "title", "id"),
         Index("ix_books_author_id", "author", "id"),
         Index("ix_books_daily_fee_id", "daily_fee", "id"),
+        # ?withdrawn=true: the few books out of circulation.
+        Index("ix_books_withdrawn_title_id", "title", "id", postgresql_where="withdrawn IS TRUE"),
     )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)

@@ -12,6 +12,8 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        # ?is_staff=true: a handful among the members.
+        Index("ix_users_staff_id", "id", postgresql_where="is_staff IS TRUE"),
         # The members search: email, first or last name contains the term (ILIKE '%…%').
         *(
             Index(
