@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format fuzz bench clean
+.PHONY: help install run test lint format fuzz bench bench-large clean
 
 help:
 	@echo "make run    - serve the API and worker (embedded PostgreSQL/Redis/Stripe sandbox by default)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint   - ruff (lint + format check) and mypy --strict"
 	@echo "make fuzz   - schemathesis against the OpenAPI schema"
 	@echo "make bench  - load benchmark, prints the results table"
+	@echo "make bench-large - every list, search, write and sweep on a small and a 2M-loan library"
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,9 @@ fuzz: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+bench-large: install
+	$(BIN)/python bench/large.py
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

@@ -134,6 +134,23 @@ async def test_search_wildcards_are_literal(client, factory):
     assert await titles(client, "search=%5C") == ["back\\slash"]
 
 
+async def test_search_for_a_whole_isbn_finds_it_in_either_form(client, factory):
+    """An ISBN-10 finds the book stored under its ISBN-13 (and under itself); letters other
+    than a final X leave ISBNs out of the search."""
+    await factory.books(
+        [
+            {"title": "Emma", "isbn": "9780141439587"},
+            {"title": "Pride", "isbn": "0141439513"},
+            {"title": "Other", "isbn": "9780140447934"},
+        ],
+    )
+    assert await titles(client, "search=0-14-143958-0") == ["Emma"]
+    assert await titles(client, "search=978-0-14-143958-7") == ["Emma"]
+    assert await titles(client, "search=0141439513") == ["Pride"]
+    assert await titles(client, "search=1439513") == ["Pride"]
+    assert await titles(client, "search=9780141439587x") == []
+
+
 async def test_search_hyphen_does_not_match_every_isbn(client, factory):
     """Hyphens are ignored inside ISBNs, but '-' alone must not match every book with one."""
     await factory.books(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from library_service.core import pagination
 from library_service.core.pagination import PageParams, fetch_page
 from library_service.models import Book
 
@@ -24,3 +25,20 @@ async def test_a_page_and_the_total_of_the_rows_the_statement_selects(db, factor
         )
         assert list(nothing) == []
         assert total == 0
+
+
+async def test_past_the_cap_the_total_is_the_planners_estimate(db, factory, monkeypatch):
+    """Counting stops at EXACT_COUNT_LIMIT; past it the count is PostgreSQL's estimate of
+    the matches, never below the cap + 1, and the page itself is still exact."""
+    monkeypatch.setattr(pagination, "EXACT_COUNT_LIMIT", 3)
+    await factory.books([{"title": f"Book {n}"} for n in range(8)])
+    every_book = select(Book).order_by(Book.title)
+    async with db.autocommit_sessionmaker() as session:
+        rows, total = await fetch_page(session, every_book, PageParams(limit=2, offset=2))
+        assert [row.Book.title for row in rows] == ["Book 2", "Book 3"]
+        assert total >= 4
+        assert total == await pagination.estimated_count(session, every_book) or total == 4
+        rows, total = await fetch_page(
+            session, every_book.where(Book.title < "Book 2"), PageParams(limit=2, offset=0)
+        )
+        assert total == 2  # under the cap: exact

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -7,12 +8,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.books.schemas import BookFilters
 from library_service.core.db import AnyRow, AnySelect
-from library_service.core.pagination import PageParams
+from library_service.core.pagination import PageParams, settle_count
 from library_service.core.search import contains_pattern
 from library_service.models import Book, Borrowing, Hold
 
@@ -37,18 +38,50 @@ def _contains(column: Any, parameter: str) -> ColumnElement[bool]:
     return condition
 
 
+_ISBN_PART = re.compile(r"[0-9]*[0-9X]")
+
+
 def _isbn_digits(search: str | None) -> str:
     """ISBNs are stored bare: "978-0-14" finds 9780141…"""
-    return (search or "").replace("-", "").replace(" ", "")
+    return (search or "").replace("-", "").replace(" ", "").upper()
 
 
-def _parameters(filters: BookFilters) -> dict[str, str]:
+def _could_be_isbn(digits: str) -> bool:
+    """Only digits (an ISBN-10 may end in X) can be part of a stored ISBN: any other term
+    leaves the ISBN out of the search."""
+    return _ISBN_PART.fullmatch(digits) is not None
+
+
+def _isbn13(digits: str) -> str | None:
+    """A whole ISBN as stored for an ISBN-13 (an ISBN-10 converted: 978, its first nine
+    digits, a new check digit); None for a term that is not a whole ISBN."""
+    if len(digits) == 13 and digits.isdigit():
+        return digits
+    if len(digits) == 10 and digits[:9].isdigit():
+        twelve = "978" + digits[:9]
+        check = -sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(twelve)) % 10
+        return twelve + str(check)
+    return None
+
+
+def _parameters(filters: BookFilters) -> dict[str, str | None]:
+    digits = _isbn_digits(filters.search)
     return {
         "search": contains_pattern(filters.search or ""),
-        "isbn": contains_pattern(_isbn_digits(filters.search)),
+        "isbn": contains_pattern(digits),
+        "isbn_whole": digits,
+        "isbn13": _isbn13(digits),
         "title": contains_pattern(filters.title or ""),
         "author": contains_pattern(filters.author or ""),
     }
+
+
+def _isbn_kind(digits: str) -> str:
+    if not _could_be_isbn(digits):
+        return ""
+    if len(digits) == 13 and digits.isdigit():
+        return "13"
+    return "10" if _isbn13(digits) else "part"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +89,7 @@ class _Shape:
     """Which filters are set: the statement's form (the values go in as parameters)."""
 
     search: bool
-    isbn: bool
+    isbn: str  # "": not an ISBN; "13": a whole ISBN-13; "10": a whole ISBN-10; "part"
     title: bool
     author: bool
     available: bool | None
@@ -66,7 +99,7 @@ class _Shape:
     def of(cls, filters: BookFilters) -> _Shape:
         return cls(
             search=bool(filters.search),
-            isbn=bool(filters.search and _isbn_digits(filters.search)),
+            isbn=_isbn_kind(_isbn_digits(filters.search)),
             title=bool(filters.title),
             author=bool(filters.author),
             available=filters.available,
@@ -77,7 +110,13 @@ class _Shape:
         conditions = []
         if self.search:
             matches = [_contains(_books.title, "search"), _contains(_books.author, "search")]
-            if self.isbn:
+            # A whole ISBN is looked up in uq_books_isbn (an ISBN-10 under its ISBN-13
+            # too); part of one goes through ix_books_isbn_trgm.
+            if self.isbn == "13":
+                matches.append(_books.isbn == bindparam("isbn_whole"))
+            elif self.isbn == "10":
+                matches.append(_books.isbn == bindparam("isbn13"))
+            if self.isbn in {"10", "part"}:
                 matches.append(_contains(_books.isbn, "isbn"))
             conditions.append(or_(*matches))
         if self.title:
@@ -103,8 +142,9 @@ def _page_statement(shape: _Shape, ordering: str) -> AnySelect:
 
 
 @cache
-def _count_statement(shape: _Shape) -> AnySelect:
-    return select(func.count()).select_from(Book.__table__).where(*shape.conditions())
+def _selected(shape: _Shape) -> AnySelect:
+    """The rows a filter shape selects, to count (core/pagination.py: exact up to a cap)."""
+    return select(_books.id).where(*shape.conditions())
 
 
 class _TotalsCache:
@@ -166,8 +206,7 @@ class BookRepository:
         )
         total = _totals.get(count_key, count_ttl)
         if total is None:
-            counting = _count_statement(shape)
-            total = int(await self.session.scalar(counting, parameters) or 0)
+            total = await settle_count(self.session, _selected(shape).params(parameters), None)
             _totals.put(count_key, total)
         return rows, total
 

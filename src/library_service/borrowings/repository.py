@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from library_service.borrowings.rules import BorrowFacts, ExtensionFacts, Standing
 from library_service.borrowings.schemas import BorrowingFilters
 from library_service.core.db import AnyRow, AnySelect
-from library_service.core.pagination import PageParams
+from library_service.core.pagination import PageParams, capped_total, settle_count
 from library_service.models import (
     Book,
     Borrowing,
@@ -118,13 +118,16 @@ def _get_statement(
 # Built once per filter shape: a member's list is one of the hottest reads (core/db.py).
 @cache
 def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelect, AnySelect]:
-    """A page (with the total beside each row) and the bare count, for one filter shape."""
+    """A page (with the capped total beside each row) and what it selects, for one filter
+    shape. Newest first: a member's by ix_borrowings_user_id_id, staff's active loans by
+    ix_borrowings_active_id."""
     conditions = []
     if by_user:
         conditions.append(Borrowing.user_id == bindparam("user_id"))
     if is_active is not None:
         returned = Borrowing.actual_return_date
         conditions.append(returned.is_(None) if is_active else returned.is_not(None))
+    selected = select(Borrowing.id).where(*conditions)
     page = (
         select(
             Borrowing.id,
@@ -138,7 +141,7 @@ def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelec
             Book.author,
             Book.cover,
             Book.daily_fee,
-            func.count().over().label("total"),
+            capped_total(selected),
         )
         .join(Book, Book.id == Borrowing.book_id)
         .where(*conditions)
@@ -146,8 +149,7 @@ def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelec
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
-    count = select(func.count()).select_from(Borrowing).where(*conditions)
-    return page, count
+    return page, selected
 
 
 def _standing(row: AnyRow) -> Standing:
@@ -183,7 +185,7 @@ class BorrowingRepository:
     async def list(
         self, filters: BorrowingFilters, page: PageParams
     ) -> tuple[Sequence[BorrowingListItem], int]:
-        page_statement, count_statement = _list_statements(
+        page_statement, selected = _list_statements(
             by_user=filters.user_id is not None, is_active=filters.is_active
         )
         parameters = {"user_id": filters.user_id, "limit": page.limit, "offset": page.offset}
@@ -207,10 +209,11 @@ class BorrowingRepository:
             for row in rows
         ]
         if rows:
-            return items, rows[0].total
+            total = await settle_count(self.session, selected.params(parameters), rows[0].total)
+            return items, total
         if page.offset == 0:
             return items, 0
-        return items, int(await self.session.scalar(count_statement, parameters) or 0)
+        return items, await settle_count(self.session, selected.params(parameters), None)
 
     async def lock_member(self, user_id: int) -> None:
         """Serialize one member's borrowings and fines (loan limit, unpaid fines).

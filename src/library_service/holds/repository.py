@@ -71,7 +71,8 @@ class HoldRepository:
         if filters.status is not None:
             conditions.append(Hold.status == filters.status.value)
         statement = _views().where(*conditions).order_by(Hold.id.desc())
-        rows, total = await fetch_page(self.session, statement, page)
+        counted = select(Hold.id).where(*conditions)  # every hold has its book
+        rows, total = await fetch_page(self.session, statement, page, counted=counted)
         return [_view(row) for row in rows], total
 
     async def uncollected(self, *, today: date, limit: int) -> Sequence[int]:

@@ -43,10 +43,19 @@ class Book(Base):
             postgresql_using="gin",
             postgresql_ops={"author": "gin_trgm_ops"},
         ),
+        # Part of an ISBN (digits); a whole ISBN is looked up in uq_books_isbn.
+        Index(
+            "ix_books_isbn_trgm",
+            "isbn",
+            postgresql_using="gin",
+            postgresql_ops={"isbn": "gin_trgm_ops"},
+        ),
         # Ordered pages (?ordering=title|author|daily_fee) read these in order, id breaks ties.
         Index("ix_books_title_id", "title", "id"),
         Index("ix_books_author_id", "author", "id"),
         Index("ix_books_daily_fee_id", "daily_fee", "id"),
+        # ?withdrawn=true: the few books out of circulation.
+        Index("ix_books_withdrawn_title_id", "title", "id", postgresql_where="withdrawn IS TRUE"),
     )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)

@@ -24,11 +24,15 @@ class Borrowing(Base):
             "user_id",
             postgresql_where="actual_return_date IS NULL",
         ),
+        # The overdue report, in its order.
         Index(
-            "ix_borrowings_active_expected_return_date",
+            "ix_borrowings_active_expected_return_date_id",
             "expected_return_date",
+            "id",
             postgresql_where="actual_return_date IS NULL",
         ),
+        # Staff's active loans, newest first: 1 % of a large ledger.
+        Index("ix_borrowings_active_id", "id", postgresql_where="actual_return_date IS NULL"),
         Index("ix_borrowings_book_id", "book_id"),
     )
 

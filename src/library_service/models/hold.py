@@ -53,8 +53,16 @@ class Hold(Base):
         Index(
             "ix_holds_waiting_book_id_id", "book_id", "id", postgresql_where="status = 'WAITING'"
         ),
-        # The expiry sweep.
-        Index("ix_holds_ready_ready_until", "ready_until", postgresql_where="status = 'READY'"),
+        # The expiry sweep, in its order.
+        Index(
+            "ix_holds_ready_ready_until_id",
+            "ready_until",
+            "id",
+            postgresql_where="status = 'READY'",
+        ),
+        # Staff's ?book_id= and ?status=, newest first.
+        Index("ix_holds_book_id_id", "book_id", "id"),
+        Index("ix_holds_status_id", "status", "id"),
         # One open hold per member and book.
         Index(
             "uq_holds_open_user_id_book_id",

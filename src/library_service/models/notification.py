@@ -37,6 +37,8 @@ class Notification(Base):
             "next_attempt_at",
             postgresql_where="status = 'PENDING'",
         ),
+        # The relay sweep takes pending messages in id order.
+        Index("ix_notifications_pending_id", "id", postgresql_where="status = 'PENDING'"),
         # /metrics counts the FAILED messages on every scrape.
         Index("ix_notifications_failed_id", "id", postgresql_where="status = 'FAILED'"),
     )

@@ -45,6 +45,20 @@ class Payment(Base):
         Index("ix_payments_borrowing_id", "borrowing_id"),
         # The expiry poll and the fine-session retry scan only unpaid payments.
         Index("ix_payments_pending", "id", postgresql_where="status = 'PENDING'"),
+        # Staff's ?status= other than PAID (few among millions), newest first.
+        Index("ix_payments_unpaid_status_id", "status", "id", postgresql_where="status <> 'PAID'"),
+        # The expiry poll, soonest to expire first; the fines still without a session.
+        Index(
+            "ix_payments_open_session_expires_at_id",
+            "session_expires_at",
+            "id",
+            postgresql_where="status = 'PENDING' AND session_id IS NOT NULL",
+        ),
+        Index(
+            "ix_payments_pending_without_session_id",
+            "id",
+            postgresql_where="status = 'PENDING' AND session_id IS NULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)

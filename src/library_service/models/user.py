@@ -10,7 +10,21 @@ from library_service.models.base import Base
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (Index("uq_users_email_lower", func.lower(text("email")), unique=True),)
+    __table_args__ = (
+        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        # ?is_staff=true: a handful among the members.
+        Index("ix_users_staff_id", "id", postgresql_where="is_staff IS TRUE"),
+        # The members search: email, first or last name contains the term (ILIKE '%…%').
+        *(
+            Index(
+                f"ix_users_{column}_trgm",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+            )
+            for column in ("email", "first_name", "last_name")
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     email: Mapped[str] = mapped_column(String(254), nullable=False)
