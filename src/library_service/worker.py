@@ -14,6 +14,7 @@ from typing import Any
 from arq import Retry, cron, func
 from arq.typing import WorkerCoroutine
 
+from library_service.borrowings.reminders import send_reminders
 from library_service.borrowings.report import send_overdue_report
 from library_service.core.config import Settings
 from library_service.core.db import Database
@@ -22,7 +23,9 @@ from library_service.core.queue import redis_settings
 from library_service.holds import jobs as hold_jobs
 from library_service.holds.tasks import expire_uncollected_holds
 from library_service.notifications import jobs as notification_jobs
+from library_service.notifications.mailer import Mailer
 from library_service.notifications.tasks import (
+    deliver_member_notice,
     deliver_notification,
     relay_notifications,
 )
@@ -87,6 +90,12 @@ FUNCTIONS = [
         keep_result=0,
     ),
     func(
+        _job(deliver_member_notice),
+        name=notification_jobs.DELIVER_NOTICE,
+        max_tries=1000,
+        keep_result=0,
+    ),
+    func(
         _job(attach_missing_session),
         name=payment_jobs.ATTACH_SESSION,
         max_tries=3,
@@ -105,6 +114,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["telegram"] = TelegramClient(settings)
     if not ctx["telegram"].configured:
         logger.info("TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID unset: staff messages go to this log")
+    ctx["mailer"] = Mailer(settings)
+    if not ctx["mailer"].configured:
+        logger.info("SMTP_HOST unset: member e-mails go to this log")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -120,6 +132,7 @@ def _scheduled(job: Job, name: str, *, at_startup: bool = False, **when: Any) ->
 
 def _cron_jobs(settings: Settings) -> list[Any]:
     report_at = settings.OVERDUE_REPORT_TIME
+    remind_at = settings.REMINDER_TIME
     return [
         # The sweeps also run as soon as a worker (re)connects to Redis: after an outage
         # the queue may have lost jobs, and messages recorded meanwhile go out at once.
@@ -137,6 +150,16 @@ def _cron_jobs(settings: Settings) -> list[Any]:
             hour=report_at.hour,
             minute=report_at.minute,
             second=report_at.second,
+            at_startup=True,
+        ),
+        # Also at startup, as the report: the sweep skips before its time and is written once
+        # per loan, kind and day however often it runs.
+        _scheduled(
+            send_reminders,
+            notification_jobs.SEND_REMINDERS,
+            hour=remind_at.hour,
+            minute=remind_at.minute,
+            second=remind_at.second,
             at_startup=True,
         ),
         _scheduled(idempotency.purge_expired_keys, idempotency.PURGE_EXPIRED, minute=50, second=50),
