@@ -26,6 +26,7 @@ from library_service.notifications import jobs as notification_jobs
 from library_service.notifications.mailer import Mailer
 from library_service.notifications.tasks import (
     deliver_member_notice,
+    deliver_member_notices,
     deliver_notification,
     relay_notifications,
 )
@@ -94,6 +95,13 @@ FUNCTIONS = [
         name=notification_jobs.DELIVER_NOTICE,
         max_tries=1000,
         keep_result=0,
+    ),
+    func(
+        _job(deliver_member_notices),
+        name=notification_jobs.DELIVER_NOTICES,
+        max_tries=3,
+        keep_result=0,
+        timeout=3600,
     ),
     func(
         _job(attach_missing_session),

@@ -332,3 +332,57 @@ async def test_smtp_refusals_down_and_back_up(client, factory, app, db, settings
     await MemberInbox(UnitOfWork(db, app.state.queue)).send_again(notice_of[gone.id])
     assert await deliver_notices(app, db, settings) == {notice_of[gone.id]: "sent"}
     assert mails_to(mailbox, "gone@example.com")
+
+
+async def test_the_reminder_rule_in_python_and_sql_agree(factory, db, settings):
+    from sqlalchemy import select
+
+    from library_service.borrowings import rules
+    from library_service.models import Borrowing
+
+    member, book = await factory.member(), await factory.book()
+    loans = [
+        await factory.borrowing(member, book, borrowed=day(-40), due=day(offset))
+        for offset in range(-30, 6)
+    ]
+    loans.append(
+        await factory.borrowing(member, book, borrowed=day(-9), due=day(0), returned=day(0))
+    )
+    clause = rules.reminder_clause(today=day(0), settings=settings)
+    async with db.sessionmaker() as session:
+        in_sql = set((await session.scalars(select(Borrowing.id).where(clause))).all())
+    in_python = {
+        loan.id
+        for loan in loans
+        if rules.reminder_kind(loan, today=day(0), settings=settings) is not None
+    }
+    assert in_sql == in_python
+    assert {(loan.expected_return_date - day(0)).days for loan in loans if loan.id in in_sql} == {
+        2,
+        0,
+        -1,
+        -8,
+        -15,
+        -22,
+        -29,
+    }
+
+
+async def test_a_sweep_queues_one_delivery_job_per_batch(app, db, settings, factory, mailbox):
+    from library_service.notifications.mailer import Mailer
+    from library_service.notifications.tasks import deliver_member_notices
+    from tests.factories import task_ctx
+
+    member, book = await factory.member(), await factory.book()
+    for _ in range(3):
+        await factory.borrowing(member, book, borrowed=day(-5), due=day(0))
+    queue = app.state.queue
+    await queue.flushdb()
+    with on_day(0):
+        assert await remind(UnitOfWork(db, queue), settings, today=day(0)) == 3
+    assert len(await queue.queued_jobs()) == 1
+    ids = [n.id for n in await member_notices(db)]
+    ctx = {**task_ctx(app, db, settings), "mailer": Mailer(settings)}
+    assert await deliver_member_notices(ctx, ids) == 3
+    assert await deliver_member_notices(ctx, ids) == 0  # run again: nothing sent twice
+    assert len(mailbox.messages()) == 3

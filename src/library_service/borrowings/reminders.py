@@ -93,7 +93,7 @@ async def remind(uow: UnitOfWork, settings: Settings, *, today: date, batch: int
                 recipient = Recipient(loan.user_id, loan.email, loan.email_reminders)
                 drafts.append((recipient, draft))
         async with uow.write() as session:
-            written += len(await MemberNoticeService(session).record_many(drafts))
+            written += len(await MemberNoticeService(session).record_many(drafts, one_job=True))
         after = loans[-1].id
 
 

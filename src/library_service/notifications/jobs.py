@@ -11,6 +11,7 @@ def delivery_job_id(notification_id: int) -> str:
 
 
 DELIVER_NOTICE = "notices.deliver"
+DELIVER_NOTICES = "notices.deliver_batch"
 SEND_REMINDERS = "notices.reminders"
 
 

@@ -116,14 +116,23 @@ class MemberNoticeService:
         return ids[0] if ids else None
 
     async def record_many(
-        self, notices: Sequence[tuple[Recipient, Draft]], *, sealed_secret: str | None = None
+        self,
+        notices: Sequence[tuple[Recipient, Draft]],
+        *,
+        sealed_secret: str | None = None,
+        one_job: bool = False,
     ) -> list[int]:
         """Several notices in one statement (a sweep's batch); those already recorded under
-        their dedupe_key are left out. The ids written."""
+        their dedupe_key are left out. The ids written. `one_job`: their e-mails go out
+        through a single job (queuing one job per notice costs a sweep more than the
+        sending)."""
         rows = [_row(recipient, draft, sealed_secret) for recipient, draft in notices]
         written = await NoticeRepository(self.session).add(rows)
-        for notice_id, status in written:
-            if status == NoticeStatus.PENDING.value:
+        pending = [notice_id for notice_id, status in written if status == NoticeStatus.PENDING]
+        if one_job and pending:
+            defer_job(self.session, jobs.DELIVER_NOTICES, pending)
+        else:
+            for notice_id in pending:
                 self._deliver_after_commit(notice_id)
         return [notice_id for notice_id, _ in written]
 

@@ -188,6 +188,18 @@ def _email(claimed: AnyRow, settings: Settings) -> Email | None:
     )
 
 
+async def deliver_member_notices(ctx: dict[str, Any], notice_ids: list[int]) -> int:
+    """E-mail a sweep's batch of notices, one after the other; one that must wait is retried
+    by the minute sweep (its next attempt is recorded). How many were sent."""
+    sent = 0
+    for notice_id in notice_ids:
+        try:
+            sent += await deliver_member_notice(ctx, notice_id) == "sent"
+        except Retry:
+            continue
+    return sent
+
+
 async def deliver_member_notice(ctx: dict[str, Any], notice_id: int) -> str:
     """E-mail one member notice. Safe to run twice: a notice sent is never sent again."""
     db: Database = ctx["db"]
