@@ -32,6 +32,7 @@ from library_service.dev.embedded import (
     with_database,
 )
 from library_service.dev.fake_stripe import SandboxStripe
+from library_service.dev.mailbox import Mailbox
 from library_service.main import create_app
 from library_service.models import Base
 from tests.factories import TODAY, Factory, on_day
@@ -76,7 +77,28 @@ def redis_url_for_tests() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url_for_tests: str, redis_url_for_tests: str) -> Settings:
+def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mailbox]:
+    """One real SMTP server (aiosmtpd) for the whole run: the mail catcher of the local run."""
+    mailbox = Mailbox(tmp_path_factory.mktemp("mailbox")).start()
+    yield mailbox
+    mailbox.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Mailbox) -> Iterator[Mailbox]:
+    """The SMTP server, empty, answering 250 to every address, and up."""
+    smtp_server.clear()
+    yield smtp_server
+    smtp_server.refuse.clear()
+    smtp_server.defer.clear()
+    if smtp_server._controller is None:
+        smtp_server.start()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url_for_tests: str, redis_url_for_tests: str, smtp_server: Mailbox
+) -> Settings:
     database_url, pooler = suite_database(database_url_for_tests)  # TEST_PGBOUNCER=1
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -96,6 +118,12 @@ def settings(database_url_for_tests: str, redis_url_for_tests: str) -> Settings:
         TELEGRAM_BOT_TOKEN="123:test-token",
         TELEGRAM_CHAT_ID="-100123",
         NOTIFY_BACKOFF_SECONDS=0,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=smtp_server.port,
+        SMTP_STARTTLS=False,
+        SMTP_TIMEOUT_SECONDS=2,
+        MAIL_FROM="desk@library.example.com",
+        LIBRARY_NAME="Test Library",
         BOOK_COUNT_CACHE_SECONDS=0,  # tests change the catalogue behind the API's back
         LIBRARY_TIMEZONE="UTC",
     )

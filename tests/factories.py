@@ -36,7 +36,17 @@ from library_service.core.config import Settings
 from library_service.core.db import Database
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.holds.tasks import expire_uncollected_holds
-from library_service.models import Book, Borrowing, Hold, Notification, Payment, User
+from library_service.models import (
+    Book,
+    Borrowing,
+    Hold,
+    MemberNotice,
+    Notification,
+    Payment,
+    User,
+)
+from library_service.notifications.mailer import Mailer
+from library_service.notifications.tasks import deliver_member_notice
 from library_service.services import Services
 from library_service.users.security import create_token, hash_password
 
@@ -593,6 +603,32 @@ def task_ctx(app: Any, db: Database, settings: Settings) -> dict[str, Any]:
         "redis": app.state.queue,
         "services": services,
     }
+
+
+async def member_notices(db: Database, kind: str | None = None) -> list[MemberNotice]:
+    """The member notices recorded (of one `kind`), oldest first."""
+    statement = select(MemberNotice).order_by(MemberNotice.id)
+    if kind is not None:
+        statement = statement.where(MemberNotice.kind == kind)
+    async with db.sessionmaker() as session:
+        return list((await session.scalars(statement)).all())
+
+
+async def deliver_notices(app: Any, db: Database, settings: Settings) -> dict[int, str]:
+    """The worker's delivery job for every PENDING member notice: each one's outcome (a
+    temporary refusal: "retry")."""
+    from arq import Retry
+
+    ctx = {**task_ctx(app, db, settings), "mailer": Mailer(settings)}
+    outcomes: dict[int, str] = {}
+    for notice in await member_notices(db):
+        if notice.status != "PENDING":
+            continue
+        try:
+            outcomes[notice.id] = await deliver_member_notice(ctx, notice.id)
+        except Retry:
+            outcomes[notice.id] = "retry"
+    return outcomes
 
 
 async def expire_holds(app: Any, db: Database, settings: Settings, *, on: int | None = None) -> int:

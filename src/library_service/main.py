@@ -22,6 +22,7 @@ from library_service.core.errors import install_error_handlers
 from library_service.core.logging import configure_logging
 from library_service.core.queue import connect_queue, worker_state
 from library_service.holds.router import router as holds_router
+from library_service.notifications.router import router as notices_router
 from library_service.payments.router import router as payments_router
 from library_service.payments.stripe_client import StripeGateway
 from library_service.services import Services
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(borrowings_router)
     app.include_router(holds_router)
     app.include_router(payments_router)
+    app.include_router(notices_router)
     _add_service_routes(app)
     install_dated_examples(app, settings)
     install_docs(app)

@@ -19,7 +19,7 @@ from library_service.borrowings.service import BorrowingService
 from library_service.core.config import Settings
 from library_service.core.db import BeforeCommitHooks, Database, UnitOfWork
 from library_service.holds.service import HoldService
-from library_service.notifications.service import StaffMessageService
+from library_service.notifications.service import MemberInbox, StaffMessageService
 from library_service.payments.checkout import CheckoutSaga, CheckoutUrls
 from library_service.payments.service import PaymentService
 from library_service.payments.stripe_client import StripeGateway
@@ -51,7 +51,21 @@ class Services:
         )
 
     def users(self, uow: UnitOfWork) -> UserService:
-        return UserService(uow, settings=self.settings, throttle=self.login_throttle())
+        reset_throttle = LoginThrottle(
+            self.queue,
+            limit=self.settings.LOGIN_RATE_LIMIT,
+            window_seconds=self.settings.LOGIN_RATE_WINDOW_SECONDS,
+            prefix="password-resets",
+        )
+        return UserService(
+            uow,
+            settings=self.settings,
+            throttle=self.login_throttle(),
+            reset_throttle=reset_throttle,
+        )
+
+    def notices(self, uow: UnitOfWork) -> MemberInbox:
+        return MemberInbox(uow)
 
     def books(self, uow: UnitOfWork) -> BookService:
         return BookService(uow, settings=self.settings)
@@ -100,6 +114,10 @@ async def get_user_service(services: ServicesDep, uow: UnitOfWorkDep) -> UserSer
     return services.users(uow)
 
 
+async def get_notice_service(services: ServicesDep, uow: UnitOfWorkDep) -> MemberInbox:
+    return services.notices(uow)
+
+
 async def get_book_service(services: ServicesDep, uow: UnitOfWorkDep) -> BookService:
     return services.books(uow)
 
@@ -121,6 +139,7 @@ async def get_payment_service(
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+NoticeServiceDep = Annotated[MemberInbox, Depends(get_notice_service)]
 BookServiceDep = Annotated[BookService, Depends(get_book_service)]
 HoldServiceDep = Annotated[HoldService, Depends(get_hold_service)]
 BorrowingServiceDep = Annotated[BorrowingService, Depends(get_borrowing_service)]

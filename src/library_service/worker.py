@@ -13,7 +13,9 @@ from typing import Any
 
 from arq import Retry, cron, func
 from arq.typing import WorkerCoroutine
+from sqlalchemy import event
 
+from library_service.borrowings.reminders import send_reminders
 from library_service.borrowings.report import send_overdue_report
 from library_service.core.config import Settings
 from library_service.core.db import Database
@@ -22,7 +24,10 @@ from library_service.core.queue import redis_settings
 from library_service.holds import jobs as hold_jobs
 from library_service.holds.tasks import expire_uncollected_holds
 from library_service.notifications import jobs as notification_jobs
+from library_service.notifications.mailer import Mailer
 from library_service.notifications.tasks import (
+    deliver_member_notice,
+    deliver_member_notices,
     deliver_notification,
     relay_notifications,
 )
@@ -47,8 +52,9 @@ DATABASE_UNAVAILABLE = "database unavailable"
 
 
 def _riding_out_database_outages(job: Job, *, retry: bool) -> WorkerCoroutine:
-    """A database outage is not the job's failure: it is logged once (not per job), and the
-    job is retried with back-off (`retry`) or left to its next scheduled run."""
+    """A database outage is not the job's failure: it is logged once (not per job, and not
+    again until a connection is handed out again, see `startup`), and the job is retried
+    with back-off (`retry`) or left to its next scheduled run."""
 
     @functools.wraps(job)
     async def run(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
@@ -64,7 +70,6 @@ def _riding_out_database_outages(job: Job, *, retry: bool) -> WorkerCoroutine:
                 return DATABASE_UNAVAILABLE
             delay = retry_delay(ctx["job_try"], ctx["settings"].WORKER_RETRY_MAX_SECONDS)
             raise Retry(defer=timedelta(seconds=delay)) from exc
-        outage.up()
         return result
 
     return run
@@ -107,6 +112,19 @@ FUNCTIONS = [
         keep_result=0,
     ),
     func(
+        _job(deliver_member_notice),
+        name=notification_jobs.DELIVER_NOTICE,
+        max_tries=1000,
+        keep_result=0,
+    ),
+    func(
+        _job(deliver_member_notices),
+        name=notification_jobs.DELIVER_NOTICES,
+        max_tries=3,
+        keep_result=0,
+        timeout=3600,
+    ),
+    func(
         _job(attach_missing_session),
         name=payment_jobs.ATTACH_SESSION,
         max_tries=3,
@@ -119,11 +137,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     # Jobs run at most `max_jobs` (10) at a time: a small pool is enough.
     ctx["db"] = Database.connect(settings.DATABASE_URL, settings, pool_size=10)
-    ctx["database_outage"] = Outage("PostgreSQL")
+    ctx["database_outage"] = outage = Outage("PostgreSQL")
+    # The outage is over once a connection is handed out again: a job that ends without
+    # touching the database (a report before its time) says nothing about it.
+    event.listen(ctx["db"].engine.sync_engine.pool, "checkout", lambda *_: outage.up())
     ctx["stripe"] = StripeGateway(settings)
     ctx["telegram"] = TelegramClient(settings)
     if not ctx["telegram"].configured:
         logger.info("TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID unset: staff messages go to this log")
+    ctx["mailer"] = Mailer(settings)
+    if not ctx["mailer"].configured:
+        logger.info("SMTP_HOST unset: member e-mails go to this log")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -142,6 +166,7 @@ def _cron_jobs(settings: Settings) -> list[Any]:
         return cron(_cron(job), name=name, run_at_startup=at_startup, unique=True, **when)
 
     report_at = settings.OVERDUE_REPORT_TIME
+    remind_at = settings.REMINDER_TIME
     return [
         # The sweeps also run as soon as a worker (re)connects to Redis: after an outage
         # the queue may have lost jobs, and messages recorded meanwhile go out at once.
@@ -159,6 +184,16 @@ def _cron_jobs(settings: Settings) -> list[Any]:
             hour=report_at.hour,
             minute=report_at.minute,
             second=report_at.second,
+            at_startup=True,
+        ),
+        # Also at startup, as the report: the sweep skips before its time and is written once
+        # per loan, kind and day however often it runs.
+        _scheduled(
+            send_reminders,
+            notification_jobs.SEND_REMINDERS,
+            hour=remind_at.hour,
+            minute=remind_at.minute,
+            second=remind_at.second,
             at_startup=True,
         ),
         _scheduled(idempotency.purge_expired_keys, idempotency.PURGE_EXPIRED, minute=50, second=50),

@@ -188,10 +188,11 @@ async def test_editing_a_book_leaves_copies_taken_meanwhile_alone(admin_http, st
         "/admin/borrowings/create",
         "/admin/payments/create",
         "/admin/messages/create",
-        "/admin/members/create",
+        "/admin/member-notices/create",
         "/admin/borrowings/edit?pk=1",
         "/admin/payments/edit?pk=1",
         "/admin/messages/edit?pk=1",
+        "/admin/member-notices/edit?pk=1",
     ],
 )
 async def test_no_form_edits_borrowings_payments_or_messages(admin_http, staff, path):
@@ -219,3 +220,33 @@ def test_the_local_run_banner_prints_the_admin_url(settings, capsys):
 
     local.print_banner(settings, host="0.0.0.0", port=8000, demo_accounts=[])  # noqa: S104
     assert "Admin    http://127.0.0.1:8000/admin/" in capsys.readouterr().out
+
+
+async def test_new_member_enrols_one_who_is_emailed_a_password_link(
+    admin_http, staff, db, app, settings, mailbox
+):
+    from tests.factories import deliver_notices, member_notices
+
+    await http_sign_in(admin_http, STAFF_EMAIL, STAFF_PASSWORD)
+    form = await admin_http.get("/admin/members/create")
+    assert form.status_code == 200
+    response = await admin_http.post(
+        "/admin/members/create",
+        data={
+            "csrftoken": csrf_token(form.text),
+            "email": "Walk.In@Example.com",
+            "first_name": "Ada",
+        },
+    )
+    assert response.status_code == 303, response.text
+    [welcome] = await member_notices(db, "welcome")
+    assert welcome.to_address == "walk.in@example.com"
+    await deliver_notices(app, db, settings)
+    [mail] = mailbox.messages()
+    assert "password-reset/page/?token=" in mail.text
+
+    taken = await admin_http.post(
+        "/admin/members/create",
+        data={"csrftoken": csrf_token(form.text), "email": "walk.in@example.com"},
+    )
+    assert taken.status_code == 422 and "already exists" in taken.text

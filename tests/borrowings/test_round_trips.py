@@ -68,6 +68,7 @@ async def test_borrow_round_trips(client, factory):
                 "UPDATE borrowings",
                 "INSERT payments",
                 "INSERT notifications",
+                "INSERT member_notices",  # the member is told of the fine
                 "COMMIT",
             ],
             id="late",

@@ -23,6 +23,7 @@ async def test_webhook_and_success_redirect_round_trips(client, factory, sandbox
         "INSERT stripe_events",
         "UPDATE payments",  # returning what the staff message says
         "INSERT notifications",
+        "INSERT member_notices",  # the member's receipt
         "COMMIT",
     ]
 

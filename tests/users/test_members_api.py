@@ -97,6 +97,7 @@ async def test_list_pages_and_filters_users(client, factory, staff):
         "last_name",
         "is_staff",
         "is_active",
+        "email_reminders",
         "date_joined",
     }
 

@@ -8,7 +8,15 @@ from library_service.models import User
 from tests.factories import PASSWORD, assert_can_login, assert_cannot_login, assert_error, fetch
 
 ME = "/api/users/me/"
-USER_FIELDS = {"id", "email", "first_name", "last_name", "is_staff", "date_joined"}
+USER_FIELDS = {
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "is_staff",
+    "email_reminders",
+    "date_joined",
+}
 
 
 async def test_get_profile(client, factory):

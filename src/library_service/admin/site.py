@@ -24,7 +24,7 @@ from library_service.admin.views.books import BookView
 from library_service.admin.views.circulation import BorrowingView, PaymentView, loan_state
 from library_service.admin.views.holds import HoldView
 from library_service.admin.views.members import MemberView
-from library_service.admin.views.messages import StaffMessageView
+from library_service.admin.views.messages import MemberNoticeView, StaffMessageView
 from library_service.admin.views.start import StartView
 from library_service.core import clock
 from library_service.core.config import Settings
@@ -79,6 +79,7 @@ def install_admin(app: FastAPI, settings: Settings) -> None:
         HoldView(desk),
         PaymentView(desk),
         StaffMessageView(desk),
+        MemberNoticeView(desk),
     ):
         admin.add_view(view)
     admin.templates.env.globals["loan_state"] = lambda borrowing: loan_state(

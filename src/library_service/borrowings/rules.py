@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, Date, and_, func, literal, or_
 
 from library_service.books.errors import BookWithdrawnError
 from library_service.borrowings.errors import (
@@ -33,6 +33,7 @@ from library_service.borrowings.errors import (
 from library_service.core.config import Settings
 from library_service.core.money import MAX_CHARGE, chargeable
 from library_service.models import Book, Borrowing
+from library_service.notifications import notices
 
 
 class LoanDates(Protocol):
@@ -70,6 +71,38 @@ def days_late(loan: LoanDates, *, today: date) -> int:
     if not is_overdue(loan, today=today):
         return 0
     return (today - loan.expected_return_date).days
+
+
+# -- which reminder a loan gets today ------------------------------------------------------
+
+
+def reminder_kind(loan: LoanDates, *, today: date, settings: Settings) -> str | None:
+    """A loan still out is reminded DUE_REMINDER_DAYS before its due day, on its due day,
+    and once overdue on its first day late and every OVERDUE_REMINDER_DAYS after that."""
+    if loan.actual_return_date is not None:
+        return None
+    due = loan.expected_return_date
+    if due == today + timedelta(days=settings.DUE_REMINDER_DAYS):
+        return notices.DUE_SOON
+    if due == today:
+        return notices.DUE_TODAY
+    late = (today - due).days
+    if late >= 1 and (late - 1) % settings.OVERDUE_REMINDER_DAYS == 0:
+        return notices.OVERDUE
+    return None
+
+
+def reminder_clause(*, today: date, settings: Settings) -> ColumnElement[bool]:
+    due = Borrowing.expected_return_date
+    late = literal(today, Date) - due
+    return and_(
+        Borrowing.actual_return_date.is_(None),
+        or_(
+            due == today + timedelta(days=settings.DUE_REMINDER_DAYS),
+            due == today,
+            and_(due < today, func.mod(late - 1, settings.OVERDUE_REMINDER_DAYS) == 0),
+        ),
+    )
 
 
 def can_return(loan: LoanDates) -> bool:
@@ -195,7 +228,14 @@ def return_date(borrowing: Borrowing, *, today: date) -> date:
     return max(today, borrowing.borrow_date)
 
 
-def fine(borrowing: Borrowing, book: Book, *, today: date, settings: Settings) -> Decimal | None:
+class PricedBook(Protocol):
+    @property
+    def daily_fee(self) -> Decimal: ...
+
+
+def fine(
+    borrowing: LoanDates, book: PricedBook, *, today: date, settings: Settings
+) -> Decimal | None:
     """Days late past FINE_GRACE_DAYS, times the daily fee times FINE_MULTIPLIER; at most
     FINE_MAX_AMOUNT, and never more than one card payment can be (a return is never refused
     for its fine). None when nothing is owed."""

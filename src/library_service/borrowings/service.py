@@ -17,8 +17,12 @@ from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
 from library_service.core.pagination import PageParams
 from library_service.models import Borrowing, PaymentType, User
-from library_service.notifications import messages
-from library_service.notifications.service import NotificationService
+from library_service.notifications import messages, notices
+from library_service.notifications.service import (
+    MemberNoticeService,
+    NotificationService,
+    Recipient,
+)
 from library_service.payments.checkout import Charge, CheckoutSaga, OpenedCheckout
 from library_service.users.schemas import AuthUser
 
@@ -144,6 +148,15 @@ class BorrowingService:
                 borrowing, borrowing.book, borrower.email, previous_due=quote.due, fee=charge.amount
             )
             await NotificationService(session).record("borrowing_extended", text)
+            draft = notices.extension(
+                payment_id=opened.payment_id,
+                title=borrowing.book.title,
+                author=borrowing.book.author,
+                due=quote.until,
+                fee=charge.amount,
+                checkout_url=opened.session.url if opened.session else None,
+            )
+            await MemberNoticeService(session).record(Recipient(borrower.id, borrower.email), draft)
             return borrowing
 
     # -- returning ----------------------------------------------------------------------
@@ -198,6 +211,16 @@ class BorrowingService:
             borrowing, borrowing.book, borrower.email, fine=fine.charge.amount if fine else None
         )
         await NotificationService(session).record("borrowing_returned", text)
+        if fine is not None:
+            draft = notices.fine(
+                payment_id=fine.payment_id,
+                title=borrowing.book.title,
+                author=borrowing.book.author,
+                amount=fine.charge.amount,
+                days_late=(borrowing.actual_return_date - borrowing.expected_return_date).days,
+                checkout_url=fine.session.url if fine.session else None,
+            )
+            await MemberNoticeService(session).record(Recipient(borrower.id, borrower.email), draft)
         return borrowing
 
     @staticmethod

@@ -19,8 +19,12 @@ from library_service.circulation.repository import QueueRepository
 from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.models import Book, Borrowing, Hold, HoldStatus
-from library_service.notifications import messages
-from library_service.notifications.service import NotificationService
+from library_service.notifications import messages, notices
+from library_service.notifications.service import (
+    MemberNoticeService,
+    NotificationService,
+    Recipient,
+)
 
 
 async def release_copies(
@@ -41,6 +45,14 @@ async def release_copies(
         hold.ready_until = ready_until
         text = messages.hold_ready(hold, book, hold.user.email)
         await NotificationService(session).record("hold_ready", text)
+        draft = notices.hold_ready(
+            hold_id=hold.id,
+            book_id=book.id,
+            title=book.title,
+            author=book.author,
+            until=ready_until,
+        )
+        await MemberNoticeService(session).record(Recipient(hold.user_id, hold.user.email), draft)
     book.inventory += count - len(waiting)
     return list(waiting)
 
@@ -78,5 +90,7 @@ async def cancel_all(session: AsyncSession, book: Book, *, today: date, settings
         close(hold, HoldStatus.CANCELLED)
         text = messages.hold_cancelled_by_withdrawal(hold, book, hold.user.email)
         await NotificationService(session).record("hold_cancelled", text)
+        draft = notices.hold_cancelled(title=book.title, author=book.author)
+        await MemberNoticeService(session).record(Recipient(hold.user_id, hold.user.email), draft)
     if put_aside:
         await release_copies(session, book, count=put_aside, today=today, settings=settings)

@@ -71,6 +71,27 @@ class Settings(BaseSettings):
     # port keeps the payment links of earlier runs working. 0: any free port.
     SANDBOX_STRIPE_PORT: int = Field(default=8010, ge=0, le=65535)
 
+    # Member notices by e-mail. Without SMTP_HOST the local run starts its own mail catcher
+    # (SANDBOX_SMTP_PORT, its web page on SANDBOX_MAILBOX_PORT); elsewhere e-mails are logged.
+    SMTP_HOST: str = ""
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USERNAME: str = ""
+    SMTP_PASSWORD: str = ""
+    SMTP_STARTTLS: bool = True
+    SMTP_TIMEOUT_SECONDS: float = Field(default=10, gt=0)
+    MAIL_FROM: str = "library@library.example.com"
+    LIBRARY_NAME: str = "The Library"
+    SANDBOX_SMTP_PORT: int = Field(default=1025, ge=0, le=65535)
+    SANDBOX_MAILBOX_PORT: int = Field(default=8025, ge=0, le=65535)
+    # Reminders: a loan due in DUE_REMINDER_DAYS and on its due day; an overdue one on its
+    # first day late and every OVERDUE_REMINDER_DAYS after; swept daily at REMINDER_TIME.
+    DUE_REMINDER_DAYS: int = Field(default=2, ge=1)
+    OVERDUE_REMINDER_DAYS: int = Field(default=7, ge=1)
+    REMINDER_TIME: time = time(8, 0)
+    # How long a password link works: one asked for (reset), one sent at desk enrolment.
+    PASSWORD_RESET_MINUTES: int = Field(default=60, ge=1)
+    WELCOME_LINK_DAYS: int = Field(default=7, ge=1)
+
     TELEGRAM_BOT_TOKEN: str = ""
     TELEGRAM_CHAT_ID: str = ""
     TELEGRAM_API_BASE: str = "https://api.telegram.org"
@@ -131,6 +152,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("FRONTEND_URL must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("MAIL_FROM")
+    @classmethod
+    def _plain_address(cls, value: str) -> str:
+        local, at, domain = value.partition("@")
+        if not (local and at and "." in domain) or any(c in value for c in " <>,\r\n"):
+            raise ValueError("MAIL_FROM must be a plain address such as library@example.com")
+        return value
 
     @field_validator("LIBRARY_TIMEZONE")
     @classmethod

@@ -21,6 +21,7 @@ from library_service.core.outages import backoff
 from library_service.dev.accounts import demo_logins_in_use, ensure_user, seed_catalogue
 from library_service.dev.embedded import DATA_DIR, EmbeddedRedis, free_port
 from library_service.dev.fake_stripe import SandboxStripe
+from library_service.dev.mailbox import Mailbox
 from library_service.models import User
 from library_service.supervisor import WorkerSupervisor
 from library_service.worker import JOB_COMPLETION_WAIT_SECONDS
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"  # noqa: S105 - the sandbox's own, never Stripe's
 SANDBOX_SESSIONS_FILE = DATA_DIR / "stripe-sandbox" / "sessions.jsonl"
+MAILBOX_DIR = DATA_DIR / "mailbox"
 DEMO_ACCOUNTS = (
     ("staff", "admin@library.example.com", "admin-password"),
     ("member", "reader@library.example.com", "reader-password"),
@@ -43,7 +45,32 @@ def start_stand_ins(stack: ExitStack, settings: Settings, *, api_port: int) -> S
         settings = reload_settings(REDIS_URL=redis.url)
     if not settings.STRIPE_SECRET_KEY:
         settings = start_sandbox_stripe(stack, settings, api_port=api_port)
+    if not settings.SMTP_HOST:
+        settings = start_mailbox(stack, settings)
     return settings
+
+
+def start_mailbox(stack: ExitStack, settings: Settings) -> Settings:
+    """The local mail catcher: a real SMTP server keeping every e-mail under .data/mailbox,
+    and its page to read them (the banner links it)."""
+    mailbox = Mailbox(MAILBOX_DIR, port=settings.SANDBOX_SMTP_PORT)
+    try:
+        mailbox.start()
+    except (OSError, RuntimeError) as exc:
+        raise RuntimeError(
+            f"the local mailbox cannot listen on port {settings.SANDBOX_SMTP_PORT}: is it "
+            "taken? Set SANDBOX_SMTP_PORT to a free port (0: any)."
+        ) from exc
+    stack.callback(mailbox.stop)
+    page_port = settings.SANDBOX_MAILBOX_PORT or free_port()
+    stack.callback(serve_in_thread(mailbox.app, page_port, name="local-mailbox"))
+    return reload_settings(
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(mailbox.port),
+        SMTP_STARTTLS="false",
+        SANDBOX_SMTP_PORT=str(mailbox.port),
+        SANDBOX_MAILBOX_PORT=str(page_port),
+    )
 
 
 def start_sandbox_stripe(stack: ExitStack, settings: Settings, *, api_port: int) -> Settings:
@@ -183,6 +210,7 @@ def print_banner(
         f"  Database {_describe(settings.DATABASE_URL)}",
         f"  Redis    {settings.REDIS_URL}",
         f"  Stripe   {_describe_stripe(settings)}",
+        f"  E-mail   {_describe_mail(settings)}",
         "  Telegram "
         + ("configured" if settings.TELEGRAM_BOT_TOKEN else "not configured: messages are logged"),
     ]
@@ -191,6 +219,13 @@ def print_banner(
         lines += [f"    {role:<7} {email} / {password}" for role, email, password in demo_accounts]
     lines += ["  Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
+
+
+def _describe_mail(settings: Settings) -> str:
+    local = settings.SMTP_HOST == "127.0.0.1" and settings.SMTP_PORT == settings.SANDBOX_SMTP_PORT
+    if local:
+        return f"local mailbox: http://127.0.0.1:{settings.SANDBOX_MAILBOX_PORT}/"
+    return f"SMTP at {settings.SMTP_HOST}:{settings.SMTP_PORT}"
 
 
 def _describe_stripe(settings: Settings) -> str:

@@ -21,8 +21,12 @@ from library_service.holds.errors import AlreadyOnHoldError, HoldNotFoundError
 from library_service.holds.repository import HoldRepository, HoldView
 from library_service.holds.schemas import HoldFilters
 from library_service.models import Book, Hold, HoldStatus
-from library_service.notifications import messages
-from library_service.notifications.service import NotificationService
+from library_service.notifications import messages, notices
+from library_service.notifications.service import (
+    MemberNoticeService,
+    NotificationService,
+    Recipient,
+)
 from library_service.users.schemas import AuthUser
 
 logger = logging.getLogger(__name__)
@@ -103,6 +107,12 @@ class HoldService:
             next_member = passed[0].user.email if passed else None
             text = messages.hold_expired(hold, book, hold.user.email, passed_to=next_member)
             await NotificationService(session).record("hold_expired", text)
+            assert hold.ready_until is not None
+            draft = notices.hold_expired(
+                book_id=book.id, title=book.title, author=book.author, until=hold.ready_until
+            )
+            recipient = Recipient(hold.user_id, hold.user.email)
+            await MemberNoticeService(session).record(recipient, draft)
         return True
 
     async def _lock(self, session: AsyncSession, book_id: int, hold_id: int) -> tuple[Book, Hold]:

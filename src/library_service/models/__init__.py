@@ -5,7 +5,9 @@ from library_service.models.book import Book, Cover
 from library_service.models.borrowing import Borrowing
 from library_service.models.hold import OPEN_HOLD_STATUSES, Hold, HoldStatus
 from library_service.models.idempotency_key import IdempotencyKey
+from library_service.models.member_notice import MemberNotice, NoticeStatus
 from library_service.models.notification import Notification, NotificationStatus, OverdueReport
+from library_service.models.password_token import PasswordToken
 from library_service.models.payment import Payment, PaymentStatus, PaymentType
 from library_service.models.stripe_event import StripeEvent
 from library_service.models.user import User
@@ -19,9 +21,12 @@ __all__ = [
     "Hold",
     "HoldStatus",
     "IdempotencyKey",
+    "MemberNotice",
+    "NoticeStatus",
     "Notification",
     "NotificationStatus",
     "OverdueReport",
+    "PasswordToken",
     "Payment",
     "PaymentStatus",
     "PaymentType",

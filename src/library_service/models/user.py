@@ -35,6 +35,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     # Written into every token; a password change bumps it, which ends the older tokens.
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Due and overdue reminders by e-mail (they are in the app either way).
+    email_reminders: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     date_joined: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

@@ -13,3 +13,13 @@ class NotificationNotFoundError(NotFoundError):
 class NotificationNotFailedError(AppError):
     code = "notification_not_failed"
     message = "Only a FAILED message can be sent again; this one is pending or already sent."
+
+
+class NoticeNotFoundError(NotFoundError):
+    code = "notice_not_found"
+    message = "There is no notice of yours with this id."
+
+
+class NoticeNotFailedError(AppError):
+    code = "notice_not_failed"
+    message = "Only a FAILED notice can be sent again; this one is pending, sent or not e-mailed."

@@ -7,13 +7,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from arq import Retry
 
 from library_service.core.config import Settings
 from library_service.core.db import AnyRow, Database, UnitOfWork
 from library_service.core.outages import is_database_unavailable
-from library_service.notifications import jobs
+from library_service.notifications import jobs, notices
+from library_service.notifications.mailer import Email, Mailer, MailError, render
+from library_service.notifications.notice_repository import (
+    NoticeDeliveryRepository,
+    NoticeRepository,
+)
+from library_service.notifications.notices import unseal
 from library_service.notifications.repository import DeliveryRepository, NotificationRepository
 from library_service.notifications.telegram import TelegramClient, TelegramError
 
@@ -117,13 +124,116 @@ async def _not_delivered(ctx: dict[str, Any], claimed: AnyRow, exc: TelegramErro
 
 
 async def relay_notifications(ctx: dict[str, Any]) -> int:
-    """Re-enqueue pending messages whose job was lost; arq drops ids already queued."""
+    """Re-enqueue pending staff messages and member notices whose job was lost (or whose
+    retry is due); arq drops ids already queued."""
     async with UnitOfWork(ctx["db"]).write() as session:
         due = await NotificationRepository(session).due_for_relay(limit=RELAY_BATCH)
         for notification_id in due:
             await ctx["redis"].enqueue_job(
                 jobs.DELIVER, notification_id, _job_id=jobs.delivery_job_id(notification_id)
             )
-    if due:
-        logger.info("relayed %d pending notification(s)", len(due))
-    return len(due)
+        notices_due = await NoticeRepository(session).due_for_relay(limit=RELAY_BATCH)
+        for notice_id in notices_due:
+            await ctx["redis"].enqueue_job(
+                jobs.DELIVER_NOTICE, notice_id, _job_id=jobs.notice_job_id(notice_id)
+            )
+    if due or notices_due:
+        logger.info(
+            "relayed %d staff message(s) and %d member notice(s)", len(due), len(notices_due)
+        )
+    return len(due) + len(notices_due)
+
+
+# -- member notices by e-mail -----------------------------------------------------------------
+
+
+def mail_lease(settings: Settings) -> timedelta:
+    """How long a sender holds a notice: twice the longest an SMTP exchange may take."""
+    return timedelta(seconds=2 * settings.SMTP_TIMEOUT_SECONDS)
+
+
+async def _settle(db: Database, step: Callable[[NoticeDeliveryRepository], Awaitable[T]]) -> T:
+    """Run one settling statement, riding out a short database outage."""
+
+    async def run() -> T:
+        async with db.autocommit_engine.connect() as connection:
+            return await step(NoticeDeliveryRepository(connection))
+
+    for delay in SETTLE_RETRY_DELAYS:
+        try:
+            return await run()
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            await asyncio.sleep(delay)
+    return await run()
+
+
+def _email(claimed: AnyRow, settings: Settings) -> Email | None:
+    """The e-mail of a claimed notice; None if its link's token cannot be made any more."""
+    link = notices.resolve_link(claimed.link_path, claimed.frontend_path, settings)
+    if link is not None and notices.TOKEN in link:
+        token = unseal(claimed.secret, settings.SECRET_KEY) if claimed.secret else None
+        if token is None:
+            return None
+        link = link.replace(notices.TOKEN, quote(token, safe=""))
+    return Email(
+        notice_id=claimed.id,
+        to=claimed.to_address,
+        subject=claimed.subject,
+        body=claimed.body,
+        facts=claimed.facts,
+        link=link,
+        link_label=claimed.link_label,
+    )
+
+
+async def deliver_member_notices(ctx: dict[str, Any], notice_ids: list[int]) -> int:
+    """E-mail a sweep's batch of notices, one after the other; one that must wait is retried
+    by the minute sweep (its next attempt is recorded). How many were sent."""
+    sent = 0
+    for notice_id in notice_ids:
+        try:
+            sent += await deliver_member_notice(ctx, notice_id) == "sent"
+        except Retry:
+            continue
+    return sent
+
+
+async def deliver_member_notice(ctx: dict[str, Any], notice_id: int) -> str:
+    """E-mail one member notice. Safe to run twice: a notice sent is never sent again."""
+    db: Database = ctx["db"]
+    mailer: Mailer = ctx["mailer"]
+    settings: Settings = ctx["settings"]
+    async with db.autocommit_engine.connect() as connection:
+        claimed = await NoticeDeliveryRepository(connection).claim(
+            notice_id,
+            lease=mail_lease(settings),
+            give_up_after=timedelta(hours=settings.NOTIFY_GIVE_UP_HOURS),
+        )
+    if claimed is None:
+        return "not pending"
+    email = _email(claimed, settings)
+    if email is None:
+        error = "the link's token cannot be decrypted (SECRET_KEY changed?)"
+        await _settle(db, lambda repository: repository.mark_failed(notice_id, error=error))
+        return "failed"
+    try:
+        await mailer.send(render(email, settings))  # no row lock held, only the lease
+    except MailError as exc:
+        error = str(exc)
+        if exc.permanent or claimed.out_of_time:
+            await _settle(db, lambda repository: repository.mark_failed(notice_id, error=error))
+            logger.error("notice %s FAILED: %s", notice_id, error)
+            return "failed"
+        delay = backoff_seconds(claimed.attempts + 1, settings.NOTIFY_BACKOFF_SECONDS)
+        await _settle(
+            db,
+            lambda repository: repository.schedule_retry(
+                notice_id, delay=timedelta(seconds=delay), error=error
+            ),
+        )
+        logger.warning("notice %s not sent, retrying in %.1f s: %s", notice_id, delay, error)
+        raise Retry(defer=timedelta(seconds=delay)) from exc
+    await _settle(db, lambda repository: repository.mark_sent(notice_id))
+    return "sent"

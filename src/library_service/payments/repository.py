@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
@@ -24,9 +25,11 @@ class PaymentSummary:
     type: str
     money_to_pay: Decimal
     borrowing_id: int
+    user_id: int
     email: str
     title: str
     author: str
+    paid_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +43,11 @@ _SUMMARY_COLUMNS = (
     Payment.type,
     Payment.money_to_pay,
     Payment.borrowing_id,
+    User.id.label("user_id"),
     User.email,
     Book.title,
     Book.author,
+    Payment.paid_at,
 )
 _SUMMARY_JOIN = (
     Borrowing.id == Payment.borrowing_id,

@@ -7,12 +7,18 @@ import stripe
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
 from library_service.core.pagination import PageParams
 from library_service.models import Payment, PaymentStatus, PaymentType
-from library_service.notifications.service import NotificationService
+from library_service.notifications import notices
+from library_service.notifications.service import (
+    MemberNoticeService,
+    NotificationService,
+    Recipient,
+)
 from library_service.payments import messages
 from library_service.payments.checkout import Charge, CheckoutSaga
 from library_service.payments.errors import (
@@ -231,4 +237,13 @@ async def _fulfil(session: AsyncSession, session_id: str) -> bool:
     if paid is None:
         return False
     await NotificationService(session).record("payment_paid", messages.payment_received(paid))
+    receipt = notices.receipt(
+        payment_id=paid.id,
+        title=paid.title,
+        amount=paid.money_to_pay,
+        what="late return fine" if paid.type == PaymentType.FINE.value else "borrowing fee",
+        how="card (Stripe Checkout)",
+        paid_at=paid.paid_at or clock.now(),
+    )
+    await MemberNoticeService(session).record(Recipient(paid.user_id, paid.email), receipt)
     return True

@@ -57,6 +57,18 @@ async def get_current_user(
     return user
 
 
+async def get_optional_user(
+    request: Request,
+    uow: UnitOfWorkDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AuthUser | None:
+    """The caller when a token is sent (and checked as for any route); None without one."""
+    if _bearer_token(request, credentials) is None:
+        return None
+    return await get_current_user(request, uow, settings, credentials)
+
+
 async def require_staff(user: Annotated[AuthUser, Depends(get_current_user)]) -> AuthUser:
     if not user.is_staff:
         raise PermissionDeniedError("Only library staff may do this.")
@@ -65,6 +77,7 @@ async def require_staff(user: Annotated[AuthUser, Depends(get_current_user)]) ->
 
 CurrentUser = Annotated[AuthUser, Depends(get_current_user)]
 StaffUser = Annotated[AuthUser, Depends(require_staff)]
+OptionalUser = Annotated[AuthUser | None, Depends(get_optional_user)]
 
 
 async def current_user_id(user: CurrentUser) -> int:

@@ -7,6 +7,7 @@ from library_service.core.errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
 )
 
 
@@ -57,3 +58,29 @@ class AccountDeactivatedError(PermissionDeniedError):
 
     code = "account_deactivated"
     message = "This account has been deactivated; ask another staff member to reactivate it."
+
+
+class PasswordRequiredError(AppError):
+    code = "password_required"
+    message = "A password is required (only staff enrol a member without one)."
+
+
+class ResetTokenInvalidError(AppError):
+    code = "reset_token_invalid"
+    message = "This password link is not valid; ask for a new one."
+
+
+class ResetTokenUsedError(AppError):
+    code = "reset_token_used"
+    message = (
+        "This password link was used already, or the password was changed since; ask for a new one."
+    )
+
+
+class ResetTokenExpiredError(AppError):
+    code = "reset_token_expired"
+    message = "This password link has expired; ask for a new one."
+
+
+class ResetRateLimitedError(RateLimitedError):
+    message = "Too many password reset requests; try again later."

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.pagination import PageParams, fetch_page
 from library_service.core.search import text_search
-from library_service.models import User
+from library_service.models import PasswordToken, User
 from library_service.users.schemas import AuthUser, MemberFilters
 
 # Built once: every authenticated request runs it (see core/db.py).
@@ -75,6 +75,18 @@ class UserRepository:
         parameters = {"user_id": user_id, "token_version": token_version}
         row = (await self.session.execute(_ACTIVE_AUTH_USER, parameters)).first()
         return AuthUser(id=row.id, email=row.email, is_staff=row.is_staff) if row else None
+
+    async def add_password_token(self, token: PasswordToken) -> None:
+        self.session.add(token)
+        await self.session.flush()
+
+    async def password_token(
+        self, token_hash: str, *, for_update: bool = False
+    ) -> PasswordToken | None:
+        statement = select(PasswordToken).where(PasswordToken.token_hash == token_hash)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def add(self, user: User) -> User:
         self.session.add(user)

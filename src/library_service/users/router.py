@@ -2,17 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Form, Query, Request, status
+from fastapi.responses import HTMLResponse
 
-from library_service.core.errors import error_responses
+from library_service.core.errors import AppError, error_responses
 from library_service.core.pagination import Page, PageDep, make_page
-from library_service.services import UserServiceDep
-from library_service.users.dependencies import CurrentUser, StaffUser
+from library_service.services import ServicesDep, UserServiceDep
+from library_service.users.dependencies import CurrentUser, OptionalUser, StaffUser
+from library_service.users.password_page import PAGE_PATH, page, password_problem
 from library_service.users.schemas import (
     AccessToken,
     MemberFilters,
     MemberPatch,
     MemberRead,
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     RefreshRequest,
     TokenPair,
     TokenRequest,
@@ -26,6 +31,11 @@ from library_service.web.routing import StrictJSONRoute, domain_router
 
 router = domain_router("users")
 
+LINK_REFUSED = "This link does not work"
+RESET_ACCEPTED = (
+    "If an account has this address, a link to choose a new password is on its way; it works once."
+)
+
 
 @router.post(
     "/",
@@ -33,9 +43,40 @@ router = domain_router("users")
     operation_id="users_register",
     responses=error_responses(400, 413),
 )
-async def register(data: UserCreate, service: UserServiceDep) -> UserRead:
-    """Register a member account."""
-    return UserRead.model_validate(await service.register(data))
+async def register(data: UserCreate, caller: OptionalUser, service: UserServiceDep) -> UserRead:
+    """Register a member account (staff may enrol one without a password: the member is
+    e-mailed a link to choose it)."""
+    staff = caller is not None and caller.is_staff
+    return UserRead.model_validate(await service.register(data, enrolled_by_staff=staff))
+
+
+@router.post(
+    "/password-reset/",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="users_password_reset",
+    responses=error_responses(413, 429),
+)
+async def request_password_reset(
+    request: Request, data: PasswordResetRequest, service: UserServiceDep
+) -> PasswordResetAccepted:
+    """E-mail a link to choose a new password (the same answer whether or not the account
+    exists)."""
+    client_ip = request.client.host if request.client else "unknown"
+    await service.request_password_reset(data.email, client_ip=client_ip)
+    return PasswordResetAccepted(detail=RESET_ACCEPTED)
+
+
+@router.post(
+    "/password-reset/confirm/",
+    operation_id="users_password_reset_confirm",
+    responses=error_responses(400, 413),
+)
+async def confirm_password_reset(
+    data: PasswordResetConfirm, service: UserServiceDep
+) -> PasswordResetAccepted:
+    """Set a new password with the token of an e-mailed link; every earlier token ends."""
+    await service.reset_password(data.token, data.password)
+    return PasswordResetAccepted(detail="Your password is set: sign in with it.")
 
 
 @router.post("/token/", operation_id="users_token", responses=error_responses(401, 413, 429))
@@ -116,3 +157,46 @@ async def update_member(
 
 
 router.include_router(members)
+
+
+# -- the page a password link opens (without FRONTEND_URL) -----------------------------------
+
+# Plain routes: the page's form posts form fields, not JSON.
+pages = APIRouter(include_in_schema=False)
+
+
+@pages.get(PAGE_PATH.removeprefix("/api/users"))
+async def password_page(
+    services: ServicesDep,
+    service: UserServiceDep,
+    token: Annotated[str, Query(max_length=256)] = "",
+) -> HTMLResponse:
+    library = services.settings.LIBRARY_NAME
+    try:
+        await service.check_password_token(token)
+    except AppError as refusal:
+        return page(library, heading=LINK_REFUSED, error=refusal.message, status_code=400)
+    return page(library, token=token)
+
+
+@pages.post(PAGE_PATH.removeprefix("/api/users"))
+async def set_password_from_page(
+    services: ServicesDep,
+    service: UserServiceDep,
+    token: Annotated[str, Form(max_length=256)],
+    password: Annotated[str, Form(max_length=1024)],
+    again: Annotated[str, Form(max_length=1024)],
+) -> HTMLResponse:
+    library = services.settings.LIBRARY_NAME
+    problem = password_problem(password, again)
+    if problem is not None:
+        return page(library, token=token, error=problem, status_code=400)
+    try:
+        user = await service.reset_password(token, password)
+    except AppError as refusal:
+        return page(library, heading=LINK_REFUSED, error=refusal.message, status_code=400)
+    done = f"Sign in as {user.email} with your new password."
+    return page(library, heading="Your password is set", done=done)
+
+
+router.include_router(pages)

@@ -86,7 +86,8 @@ class UserCreate(InputModel):
     )
 
     email: Email
-    password: Password
+    # Left out only by staff enrolling a member, who then gets a link to choose their own.
+    password: Password | None = None
     first_name: Name = ""
     last_name: Name = ""
 
@@ -110,6 +111,7 @@ class UserUpdate(InputModel):
     first_name: Name = ""
     last_name: Name = ""
     password: Password | None = None
+    email_reminders: bool = True
 
 
 class UserPatch(PatchModel):
@@ -117,12 +119,13 @@ class UserPatch(PatchModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"first_name": "Ada"}]})
 
-    not_nullable = ("email", "first_name", "last_name", "password")
+    not_nullable = ("email", "first_name", "last_name", "password", "email_reminders")
 
     email: Email | None = None
     first_name: Name | None = None
     last_name: Name | None = None
     password: Password | None = None
+    email_reminders: bool | None = None
 
 
 class UserRead(BaseModel):
@@ -133,6 +136,9 @@ class UserRead(BaseModel):
     first_name: str
     last_name: str
     is_staff: bool
+    email_reminders: bool = Field(
+        description="Due and overdue reminders by e-mail (they are in the app either way)."
+    )
     date_joined: datetime
 
 
@@ -196,3 +202,24 @@ class RefreshRequest(InputModel):
 
 class AccessToken(BaseModel):
     access: str
+
+
+class PasswordResetRequest(InputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "reader@example.com"}]})
+
+    email: Email
+
+
+class PasswordResetConfirm(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": "the token from the e-mailed link", "password": "new-password"}]
+        }
+    )
+
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+    password: Password
+
+
+class PasswordResetAccepted(BaseModel):
+    detail: str

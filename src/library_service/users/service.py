@@ -1,20 +1,33 @@
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
-from library_service.core.errors import PermissionDeniedError, found
+from library_service.core.errors import PermissionDeniedError, RateLimitedError, found
 from library_service.core.pagination import PageParams
-from library_service.models import User
+from library_service.models import PasswordToken, User
+from library_service.notifications import notices
+from library_service.notifications.notices import Draft
+from library_service.notifications.service import MemberNoticeService, Recipient
 from library_service.users import rules
 from library_service.users.errors import (
     AccountDeactivatedError,
     EmailTakenError,
     InvalidCredentialsError,
     LastStaffError,
+    PasswordRequiredError,
+    ResetRateLimitedError,
+    ResetTokenExpiredError,
+    ResetTokenInvalidError,
+    ResetTokenUsedError,
     StaffOnlyError,
     TokenNotValidError,
     UserNotFoundError,
@@ -39,32 +52,132 @@ from library_service.users.security import (
 )
 from library_service.users.throttle import LoginAttempt, LoginThrottle
 
+RESET = "reset"
+WELCOME = "welcome"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
 
 class UserService:
     def __init__(
-        self, uow: UnitOfWork, *, settings: Settings, throttle: LoginThrottle | None = None
+        self,
+        uow: UnitOfWork,
+        *,
+        settings: Settings,
+        throttle: LoginThrottle | None = None,
+        reset_throttle: LoginThrottle | None = None,
     ) -> None:
         self.uow = uow
         self.settings = settings
         self.throttle = throttle or LoginThrottle(None, limit=0, window_seconds=0)
+        self.reset_throttle = reset_throttle or LoginThrottle(None, limit=0, window_seconds=0)
 
-    async def register(self, data: UserCreate, *, is_staff: bool = False) -> User:
+    async def register(
+        self, data: UserCreate, *, is_staff: bool = False, enrolled_by_staff: bool = False
+    ) -> User:
+        """A new account. Staff may leave the password out (`enrolled_by_staff`): the member
+        is e-mailed a link to choose one, valid WELCOME_LINK_DAYS."""
+        if data.password is None and not enrolled_by_staff:
+            raise PasswordRequiredError
         async with self.uow.read() as session:
             if await UserRepository(session).email_taken(data.email):
                 raise EmailTakenError
-        # bcrypt is slow: no connection is held meanwhile.
+        # bcrypt is slow: no connection is held meanwhile. An enrolled member's password is
+        # a random one nobody knows until they choose their own.
+        password = data.password or secrets.token_urlsafe(32)
         user = User(
             email=data.email,
-            hashed_password=await hash_password(data.password, self.settings),
+            hashed_password=await hash_password(password, self.settings),
             first_name=data.first_name,
             last_name=data.last_name,
             is_staff=is_staff,
         )
+        library = self.settings.LIBRARY_NAME
         try:
             async with self.uow.write() as session:
-                return await UserRepository(session).add(user)
+                user = await UserRepository(session).add(user)
+                if data.password is None:
+                    valid = timedelta(days=self.settings.WELCOME_LINK_DAYS)
+                    draft = notices.welcome_enrolled(
+                        name=user.first_name,
+                        library=library,
+                        valid_days=self.settings.WELCOME_LINK_DAYS,
+                    )
+                    await self._send_password_link(session, user, WELCOME, valid, draft)
+                else:
+                    draft = notices.welcome(name=user.first_name, library=library)
+                    await MemberNoticeService(session).record(_recipient(user), draft)
+                return user
         except IntegrityError as exc:  # a concurrent registration won the unique index
             raise EmailTakenError from exc
+
+    # -- password links -------------------------------------------------------------------
+
+    async def request_password_reset(self, email: str, *, client_ip: str) -> None:
+        """E-mail a single-use link to choose a new password, if an active account has this
+        address; the caller learns nothing either way. Within the login limit's bounds."""
+        try:
+            await self.reset_throttle.reserve(client_ip, email)
+        except RateLimitedError as exc:
+            limited = ResetRateLimitedError(retry_after=1)
+            limited.headers = exc.headers
+            raise limited from exc
+        async with self.uow.write() as session:
+            user = await UserRepository(session).get_by_email(email)
+            if user is None or not user.is_active:
+                return
+            valid = timedelta(minutes=self.settings.PASSWORD_RESET_MINUTES)
+            draft = notices.password_reset(valid_minutes=self.settings.PASSWORD_RESET_MINUTES)
+            await self._send_password_link(session, user, RESET, valid, draft)
+
+    async def _send_password_link(
+        self, session: AsyncSession, user: User, purpose: str, valid: timedelta, draft: Draft
+    ) -> None:
+        """A new token, kept only as its hash, and the notice whose link carries it (sealed
+        until the e-mail is out)."""
+        token = secrets.token_urlsafe(32)
+        await UserRepository(session).add_password_token(
+            PasswordToken(
+                user_id=user.id,
+                token_hash=token_hash(token),
+                purpose=purpose,
+                token_version=user.token_version,
+                expires_at=clock.now() + valid,
+            )
+        )
+        sealed = notices.seal(token, self.settings.SECRET_KEY)
+        await MemberNoticeService(session).record(_recipient(user), draft, sealed_secret=sealed)
+
+    async def check_password_token(self, token: str) -> None:
+        """Raise the refusal a link would get now (the page checks before asking)."""
+        async with self.uow.read() as session:
+            found_token = await UserRepository(session).password_token(token_hash(token))
+            user = await UserRepository(session).get(found_token.user_id) if found_token else None
+        _check_token(found_token, user)
+
+    async def reset_password(self, token: str, password: str) -> User:
+        """Set the password a link was sent for; the link, every earlier one and every
+        token issued before end here."""
+        await self.check_password_token(token)
+        new_hash = await hash_password(password, self.settings)  # no connection held
+        async with self.uow.write() as session:
+            users = UserRepository(session)
+            link = await users.password_token(token_hash(token), for_update=True)
+            assert link is not None
+            user = await users.get(link.user_id, for_update=True)
+            _check_token(link, user)  # used by a concurrent confirmation meanwhile?
+            assert user is not None
+            link.used_at = clock.now()
+            user.hashed_password = new_hash
+            user.token_version += 1
+            await session.flush()
+            if link.purpose == RESET:
+                await MemberNoticeService(session).record(
+                    _recipient(user), notices.password_changed()
+                )
+        return user
 
     async def obtain_tokens(self, email: str, password: str, *, client_ip: str) -> TokenPair:
         attempt, user = await self._check_password(email, password, client_ip=client_ip)
@@ -150,6 +263,10 @@ class UserService:
                     user.hashed_password = new_hash
                     user.token_version += 1  # every token issued before ends here
                 await session.flush()
+                if new_hash is not None:
+                    await MemberNoticeService(session).record(
+                        _recipient(user), notices.password_changed()
+                    )
         except IntegrityError as exc:  # a concurrent update took the email meanwhile
             raise EmailTakenError from exc
         return user
@@ -183,9 +300,30 @@ class UserService:
                     raise LastStaffError
                 if actor.id not in staff_ids:  # demoted or deactivated meanwhile
                     raise PermissionDeniedError("Only library staff may do this.")
+            was_active = user.is_active
             if data.is_active is False and user.is_active:
                 user.token_version += 1  # its tokens end now, and stay ended if reactivated
             for field, value in changes.items():
                 setattr(user, field, value)
             await session.flush()
+            library = self.settings.LIBRARY_NAME
+            if was_active and not user.is_active:
+                draft = notices.deactivated(library=library)
+                await MemberNoticeService(session).record(_recipient(user), draft)
+            elif user.is_active and not was_active:
+                draft = notices.reactivated(library=library)
+                await MemberNoticeService(session).record(_recipient(user), draft)
         return user
+
+
+def _recipient(user: User) -> Recipient:
+    return Recipient(user.id, user.email, user.email_reminders)
+
+
+def _check_token(token: PasswordToken | None, user: User | None) -> None:
+    if token is None or user is None or not user.is_active:
+        raise ResetTokenInvalidError
+    if token.used_at is not None or token.token_version != user.token_version:
+        raise ResetTokenUsedError
+    if token.expires_at <= clock.now():
+        raise ResetTokenExpiredError

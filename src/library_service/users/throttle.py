@@ -70,18 +70,26 @@ class LoginAttempt:
 
 
 class LoginThrottle:
-    def __init__(self, redis: Redis | None, *, limit: int, window_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        limit: int,
+        window_seconds: int,
+        prefix: str = "login-failures",
+    ) -> None:
         self.redis = redis
         self.limit = limit
         self.window = window_seconds
+        # Another prefix, another count under the same bounds (password resets).
+        self.prefix = prefix
 
-    @staticmethod
-    def _keys(address: str, email: str) -> tuple[str, ...]:
+    def _keys(self, address: str, email: str) -> tuple[str, ...]:
         account = hashlib.sha256(email.lower().encode()).hexdigest()[:32]
         return (
-            f"login-failures:ip:{address}",
-            f"login-failures:email:{account}",
-            f"login-failures:email-ips:{account}",
+            f"{self.prefix}:ip:{address}",
+            f"{self.prefix}:email:{account}",
+            f"{self.prefix}:email-ips:{account}",
         )
 
     async def reserve(self, address: str, email: str) -> LoginAttempt:

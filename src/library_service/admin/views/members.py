@@ -1,5 +1,7 @@
 """Members: every user account; access changes through UserService.update_member, the
-method PATCH /api/users/{id}/ calls, with the same self-protection and last-staff rules."""
+method PATCH /api/users/{id}/ calls, with the same self-protection and last-staff rules.
+"New member" enrols one as staff do through POST /api/users/ without a password: the member
+is e-mailed a link to choose theirs."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from library_service.core.search import text_search
 from library_service.models import User
 from library_service.payments.schemas import PaymentFilters
 from library_service.users import rules
-from library_service.users.schemas import MemberPatch
+from library_service.users.schemas import MemberPatch, UserCreate
 
 HISTORY_ROWS = 100  # a member's page lists this many of their latest borrowings and payments
 
@@ -52,13 +54,19 @@ class MemberView(DeskView):
     icon = "fa fa-users"
     detail_template = "admin/member_detail.html"
     fields = [
-        IntegerField("id", label="#", exclude_from_edit=True),
-        EmailField("email", exclude_from_edit=True),
+        IntegerField("id", label="#", exclude_from_edit=True, exclude_from_create=True),
+        EmailField("email", exclude_from_edit=True, required=True),
         StringField("first_name", maxlength=150),
         StringField("last_name", maxlength=150),
-        BooleanField("is_active", label="Active"),
-        BooleanField("is_staff", label="Staff"),
-        DateTimeField("date_joined", label="Joined", exclude_from_edit=True, output_format=DATE),
+        BooleanField("is_active", label="Active", exclude_from_create=True),
+        BooleanField("is_staff", label="Staff", exclude_from_create=True),
+        DateTimeField(
+            "date_joined",
+            label="Joined",
+            exclude_from_edit=True,
+            exclude_from_create=True,
+            output_format=DATE,
+        ),
     ]
     sortable_fields = ["id", "email", "first_name", "last_name", "date_joined"]
     fields_default_sort = ["id"]
@@ -67,7 +75,27 @@ class MemberView(DeskView):
         super().__init__(desk, User)
 
     def can_create(self, request: Request) -> bool:
-        return False  # members register themselves (POST /api/users/)
+        return True  # enrolment at the desk: the member chooses a password from the e-mail
+
+    async def create(self, request: Request, data: dict[str, Any]) -> Any:
+        member = validated(
+            UserCreate,
+            {
+                "email": data.get("email") or "",
+                "first_name": data.get("first_name") or "",
+                "last_name": data.get("last_name") or "",
+            },
+        )
+        try:
+            user = await self.desk.users().register(member, enrolled_by_staff=True)
+        except AppError as exc:
+            raise refused_form(request, exc, field="email") from exc
+        flash(
+            request,
+            f"{user.email} is enrolled and e-mailed a link to choose a password.",
+            "success",
+        )
+        return user
 
     def can_delete(self, request: Request) -> bool:
         return False  # a member's borrowings and payments keep their account: deactivate it

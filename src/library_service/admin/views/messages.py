@@ -21,7 +21,7 @@ from starlette_admin.flash import flash
 from library_service.admin.desk import Desk
 from library_service.admin.views.base import DATETIME, ReadOnlyDeskView, for_each_row
 from library_service.core.search import text_search
-from library_service.models import Notification, NotificationStatus
+from library_service.models import MemberNotice, NoticeStatus, Notification, NotificationStatus
 
 QUEUED = "queued to be sent again"
 
@@ -93,3 +93,74 @@ class StaffMessageView(ReadOnlyDeskView):
             await selection.pks(), self.desk.messages().send_again, done=QUEUED
         )
         flash(request, f"{sent} message(s) queued to be sent again.", "success")
+
+
+class MemberNoticeView(ReadOnlyDeskView):
+    """Member notices (table `member_notices`): their e-mails, read-only; a FAILED one can be
+    sent again (through MemberNoticeService, queued once the change commits)."""
+
+    key = "member-notices"
+    menu_label = "Member notices"
+    display_name = "Member notice"
+    icon = "fa fa-at"
+    list_template = "admin/list_with_tabs.html"
+    fields = [
+        IntegerField("id", label="#"),
+        IntegerField("user_id", label="Member #"),
+        StringField("to_address", label="To"),
+        StringField("kind"),
+        StringField("subject"),
+        EnumField(
+            "status",
+            enum=NoticeStatus,
+            list_template="admin/fields/status.html",
+            detail_template="admin/fields/status.html",
+        ),
+        IntegerField("attempts"),
+        TextAreaField("body", label="Text", exclude_from_list=True),
+        StringField("last_error", label="Last error"),
+        DateTimeField("created_at", label="Written", output_format=DATETIME),
+        DateTimeField("sent_at", label="Sent", exclude_from_list=True, output_format=DATETIME),
+        DateTimeField(
+            "read_at", label="Read in the app", exclude_from_list=True, output_format=DATETIME
+        ),
+    ]
+    sortable_fields = ["id", "user_id", "kind", "status", "attempts", "created_at"]
+    fields_default_sort = [("id", True)]
+    quick_filters = [
+        ("All", ""),
+        ("Failed", "status__eq=FAILED"),
+        ("Pending", "status__eq=PENDING"),
+        ("Sent", "status__eq=SENT"),
+        ("Not e-mailed", "status__eq=SKIPPED"),
+    ]
+
+    def __init__(self, desk: Desk) -> None:
+        super().__init__(desk, MemberNotice)
+
+    def get_search_query(self, request: Request, term: str) -> Any:
+        return text_search(
+            term, MemberNotice.to_address, MemberNotice.subject, MemberNotice.last_error
+        )
+
+    async def repr(self, obj: Any, request: Request) -> str:
+        return f"Notice #{obj.id}"
+
+    def _send_again(self, notice_id: int) -> Any:
+        services = self.desk.services
+        return services.notices(services.unit_of_work()).send_again(notice_id)
+
+    async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
+        if name == "send_again":
+            return bool(obj.status == NoticeStatus.FAILED.value)
+        return await super().is_row_action_allowed_for_obj(request, name, obj)
+
+    @row_action(
+        name="send_again",
+        text="Send again",
+        icon_class="fa fa-paper-plane",
+        action_btn_class="btn btn-outline-primary",
+    )
+    async def send_again(self, request: Request, pk: Any) -> None:
+        await for_each_row([pk], self._send_again, done=QUEUED)
+        flash(request, f"Notice #{pk} is queued to be sent again.", "success")

@@ -1,0 +1,105 @@
+"""Member notices as e-mails: the text and HTML bodies from templates, sent over SMTP."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from library_service.core import clock
+from library_service.core.config import Settings
+
+logger = logging.getLogger(__name__)
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    notice_id: int
+    to: str
+    subject: str
+    body: str
+    facts: list[Any]
+    link: str | None
+    link_label: str | None
+
+
+def message_id(notice_id: int, settings: Settings) -> str:
+    """Made from the notice's id: a copy sent twice is one message to the member's client."""
+    domain = settings.MAIL_FROM.partition("@")[2]
+    return f"<notice-{notice_id}@{domain}>"
+
+
+def render(email: Email, settings: Settings) -> EmailMessage:
+    context = {
+        "subject": email.subject,
+        "body": email.body,
+        "facts": [tuple(fact) for fact in email.facts],
+        "link": email.link,
+        "link_label": email.link_label or "Open",
+        "library": settings.LIBRARY_NAME,
+    }
+    message = EmailMessage()
+    message["From"] = formataddr((settings.LIBRARY_NAME, settings.MAIL_FROM))
+    message["To"] = email.to
+    message["Subject"] = email.subject
+    message["Date"] = format_datetime(clock.now())
+    message["Message-ID"] = message_id(email.notice_id, settings)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(_templates.get_template("notice.txt").render(context))
+    message.add_alternative(_templates.get_template("notice.html").render(context), subtype="html")
+    return message
+
+
+class MailError(Exception):
+    """Not delivered. `permanent`: the server refused it for good (a 5xx reply)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Mailer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.SMTP_HOST)
+
+    async def send(self, message: EmailMessage) -> None:
+        if not self.configured:
+            # No SMTP server (and not the local run, which starts its own): the log it is.
+            logger.info("e-mail to %s: %s", message["To"], message["Subject"])
+            return
+        settings = self.settings
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=settings.SMTP_HOST,
+                port=settings.SMTP_PORT,
+                username=settings.SMTP_USERNAME or None,
+                password=settings.SMTP_PASSWORD or None,
+                start_tls=settings.SMTP_STARTTLS,
+                timeout=settings.SMTP_TIMEOUT_SECONDS,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [refused.code for refused in exc.recipients]
+            reason = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            raise MailError(reason[:300], permanent=all(code >= 500 for code in codes)) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            # 5xx: refused for good (no such mailbox, message rejected); 4xx: try again later.
+            raise MailError(f"{exc.code} {exc.message}"[:300], permanent=exc.code >= 500) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:  # unreachable, timed out, dropped
+            raise MailError(f"{type(exc).__name__}: {exc}"[:300]) from exc

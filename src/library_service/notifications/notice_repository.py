@@ -1,0 +1,182 @@
+"""Member notices: written with their event, sent under a lease, listed and read by members."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from library_service.core.clock import now
+from library_service.core.db import AnyRow
+from library_service.core.pagination import PageParams, fetch_page
+from library_service.models import MemberNotice, NoticeStatus
+
+PENDING = NoticeStatus.PENDING.value
+
+
+def _unleased() -> ColumnElement[bool]:
+    return or_(MemberNotice.locked_until.is_(None), MemberNotice.locked_until < func.now())
+
+
+class NoticeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
+        """Insert notices; a row whose dedupe_key exists already is left out. The (id,
+        status) of each row written."""
+        if not rows:
+            return []
+        statement = (
+            pg_insert(MemberNotice)
+            .values(list(rows))
+            .on_conflict_do_nothing(
+                index_elements=[MemberNotice.dedupe_key],
+                index_where=MemberNotice.dedupe_key.is_not(None),
+            )
+            .returning(MemberNotice.id, MemberNotice.status)
+        )
+        return [(row.id, row.status) for row in await self.session.execute(statement)]
+
+    async def list(
+        self, user_id: int, *, unread: bool, page: PageParams
+    ) -> tuple[Sequence[MemberNotice], int]:
+        statement = select(MemberNotice).where(MemberNotice.user_id == user_id)
+        if unread:
+            statement = statement.where(MemberNotice.read_at.is_(None))
+        statement = statement.order_by(MemberNotice.id.desc())
+        rows, total = await fetch_page(self.session, statement, page)
+        return [row.MemberNotice for row in rows], total
+
+    async def unread_count(self, user_id: int) -> int:
+        statement = select(func.count()).where(
+            MemberNotice.user_id == user_id, MemberNotice.read_at.is_(None)
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    async def mark_read(self, user_id: int, notice_id: int) -> MemberNotice | None:
+        """Read (once: a second call keeps the first time); None if not the member's."""
+        statement = (
+            update(MemberNotice)
+            .where(MemberNotice.id == notice_id, MemberNotice.user_id == user_id)
+            .values(read_at=func.coalesce(MemberNotice.read_at, now()))
+            .returning(MemberNotice)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def mark_all_read(self, user_id: int) -> int:
+        statement = (
+            update(MemberNotice)
+            .where(MemberNotice.user_id == user_id, MemberNotice.read_at.is_(None))
+            .values(read_at=now())
+        )
+        result = await self.session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def status_of(self, notice_id: int) -> str | None:
+        statement = select(MemberNotice.status).where(MemberNotice.id == notice_id)
+        status: str | None = await self.session.scalar(statement)
+        return status
+
+    async def restart_failed(self, notice_id: int) -> bool:
+        statement = (
+            update(MemberNotice)
+            .where(MemberNotice.id == notice_id, MemberNotice.status == NoticeStatus.FAILED.value)
+            .values(
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=func.now(),
+                locked_until=None,
+                last_error=None,
+            )
+            .returning(MemberNotice.id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def due_for_relay(self, *, limit: int) -> Sequence[int]:
+        statement = (
+            select(MemberNotice.id)
+            .where(
+                MemberNotice.status == PENDING,
+                MemberNotice.next_attempt_at <= func.now(),
+                _unleased(),
+            )
+            .order_by(MemberNotice.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.scalars(statement)).all()
+
+
+class NoticeDeliveryRepository:
+    """Sending one notice's e-mail: claim it under a lease, then settle it; each step one
+    statement on an autocommit connection."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def claim(
+        self, notice_id: int, *, lease: timedelta, give_up_after: timedelta
+    ) -> AnyRow | None:
+        statement = (
+            update(MemberNotice)
+            .where(MemberNotice.id == notice_id, MemberNotice.status == PENDING, _unleased())
+            .values(locked_until=func.now() + lease)
+            .returning(
+                MemberNotice.id,
+                MemberNotice.kind,
+                MemberNotice.subject,
+                MemberNotice.body,
+                MemberNotice.facts,
+                MemberNotice.link_path,
+                MemberNotice.frontend_path,
+                MemberNotice.link_label,
+                MemberNotice.secret,
+                MemberNotice.to_address,
+                MemberNotice.attempts,
+                (MemberNotice.created_at + give_up_after <= func.now()).label("out_of_time"),
+            )
+        )
+        return (await self.connection.execute(statement)).first()
+
+    async def mark_sent(self, notice_id: int) -> None:
+        await self.connection.execute(
+            update(MemberNotice)
+            .where(MemberNotice.id == notice_id)
+            .values(
+                status=NoticeStatus.SENT.value,
+                attempts=MemberNotice.attempts + 1,
+                sent_at=func.now(),
+                locked_until=None,
+                last_error=None,
+                secret=None,  # the link's token is out: nothing here can make it again
+            )
+        )
+
+    async def schedule_retry(self, notice_id: int, *, delay: timedelta, error: str) -> None:
+        await self.connection.execute(
+            update(MemberNotice)
+            .where(MemberNotice.id == notice_id)
+            .values(
+                attempts=MemberNotice.attempts + 1,
+                next_attempt_at=func.now() + delay,
+                locked_until=None,
+                last_error=error,
+            )
+        )
+
+    async def mark_failed(self, notice_id: int, *, error: str) -> None:
+        await self.connection.execute(
+            update(MemberNotice)
+            .where(MemberNotice.id == notice_id)
+            .values(
+                status=NoticeStatus.FAILED.value,
+                attempts=MemberNotice.attempts + 1,
+                locked_until=None,
+                last_error=error,
+            )
+        )
