@@ -6,7 +6,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from library_service.borrowings.schemas import BookSummary
-from library_service.core.params import MAX_ID, InputModel
+from library_service.core.params import MAX_ID, InputModel, JsonInt
 from library_service.models import HoldStatus
 from library_service.users.schemas import MemberRowFilters
 
@@ -14,7 +14,9 @@ from library_service.users.schemas import MemberRowFilters
 class HoldCreate(InputModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"book": 98}]})
 
-    book: int = Field(ge=1, le=MAX_ID, description="The book's id; no copy may be on the shelf.")
+    book: JsonInt = Field(
+        ge=1, le=MAX_ID, description="The book's id; no copy may be on the shelf."
+    )
 
 
 class HoldRead(BaseModel):

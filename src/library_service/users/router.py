@@ -90,7 +90,7 @@ async def update_profile(data: UserPatch, user: CurrentUser, service: UserServic
 # -- member management (staff) -------------------------------------------------------------
 
 
-# Staff manage the accounts. `{user_id:int}` matches numeric ids only, so `me/` and `token/`
+# Staff manage the accounts. `{user_id:digits}` matches numeric ids only, so `me/` and `token/`
 # stay routes of their own (a GET of `token/` answers 405, not 422).
 members = APIRouter(route_class=StrictJSONRoute)
 
@@ -113,14 +113,16 @@ async def list_members(
     return make_page(request, page, count, [MemberRead.model_validate(u) for u in users])
 
 
-@members.get("/{user_id:int}/", operation_id="users_read", responses=error_responses(401, 403, 404))
+@members.get(
+    "/{user_id:digits}/", operation_id="users_read", responses=error_responses(401, 403, 404)
+)
 async def read_member(user_id: IdPath, _: StaffUser, service: UserServiceDep) -> MemberRead:
     """One user account (staff)."""
     return MemberRead.model_validate(await service.get_profile(user_id))
 
 
 @members.patch(
-    "/{user_id:int}/",
+    "/{user_id:digits}/",
     operation_id="users_update",
     responses=error_responses(400, 401, 403, 404, 413),
 )

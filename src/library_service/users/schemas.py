@@ -6,7 +6,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from library_service.core.params import InputModel, PatchModel
+from library_service.core.params import InputModel, JsonBool, PatchModel
 from library_service.core.security import MAX_PASSWORD_BYTES
 
 
@@ -150,8 +150,8 @@ class MemberPatch(PatchModel):
 
     not_nullable = ("is_active", "is_staff", "first_name", "last_name")
 
-    is_active: bool | None = None
-    is_staff: bool | None = None
+    is_active: JsonBool | None = None
+    is_staff: JsonBool | None = None
     first_name: Name | None = None
     last_name: Name | None = None
 
