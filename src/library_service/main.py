@@ -26,6 +26,7 @@ from library_service.core.metrics import install_metrics, watch_pool
 from library_service.core.middleware import ServiceMiddleware
 from library_service.core.openapi import install_dated_examples
 from library_service.core.queue import connect_queue, worker_state
+from library_service.core.ratelimit import LocalLoginCounts
 from library_service.holds.router import router as holds_router
 from library_service.payments.router import router as payments_router
 from library_service.payments.stripe_client import StripeGateway
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.login_counts = LocalLoginCounts()  # the login limit while Redis cannot answer
     install_error_handlers(app)
 
     app.include_router(users_router)

@@ -40,13 +40,8 @@ class Desk:
         return UnitOfWork(self.app.state.db, self.app.state.queue)
 
     def users(self) -> UserService:
-        settings = self.settings
-        throttle = LoginThrottle(
-            self.app.state.queue,
-            limit=settings.LOGIN_RATE_LIMIT,
-            window_seconds=settings.LOGIN_RATE_WINDOW_SECONDS,
-        )
-        return UserService(self.uow(), settings=settings, throttle=throttle)
+        throttle = LoginThrottle.for_app(self.app.state, self.app.state.queue)
+        return UserService(self.uow(), settings=self.settings, throttle=throttle)
 
     def books(self) -> BookService:
         return BookService(self.uow(), settings=self.settings)

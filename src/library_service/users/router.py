@@ -30,13 +30,12 @@ router = domain_router("users")
 
 
 async def get_user_service(
-    uow: UnitOfWorkDep, settings: SettingsDep, queue: Annotated[Any, Depends(get_queue)]
+    request: Request,
+    uow: UnitOfWorkDep,
+    settings: SettingsDep,
+    queue: Annotated[Any, Depends(get_queue)],
 ) -> UserService:
-    throttle = LoginThrottle(
-        queue,
-        limit=settings.LOGIN_RATE_LIMIT,
-        window_seconds=settings.LOGIN_RATE_WINDOW_SECONDS,
-    )
+    throttle = LoginThrottle.for_app(request.app.state, queue)
     return UserService(uow, settings=settings, throttle=throttle)
 
 

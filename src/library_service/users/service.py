@@ -46,7 +46,9 @@ class UserService:
     ) -> None:
         self.uow = uow
         self.settings = settings
-        self.throttle = throttle or LoginThrottle(None, limit=0, window_seconds=0)
+        self.throttle = throttle or LoginThrottle(
+            None, None, per_address=0, per_email=0, window_seconds=0
+        )
 
     async def register(self, data: UserCreate, *, is_staff: bool = False) -> User:
         async with self.uow.read() as session:
