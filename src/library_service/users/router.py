@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import Depends, Query, Request, status
 
 from library_service.core.dependencies import SettingsDep, UnitOfWorkDep, get_queue
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.core.params import CleanStr, IdPath
 from library_service.core.ratelimit import LoginThrottle
-from library_service.core.routing import StrictJSONRoute, domain_router
+from library_service.core.routing import domain_router
 from library_service.users.dependencies import CurrentUser, StaffUser
 from library_service.users.schemas import (
     AccessToken,
@@ -91,10 +91,9 @@ async def update_profile(data: UserPatch, user: CurrentUser, service: UserServic
 
 # Staff manage the accounts. `{user_id:digits}` matches numeric ids only, so `me/` and `token/`
 # stay routes of their own (a GET of `token/` answers 405, not 422).
-members = APIRouter(route_class=StrictJSONRoute)
 
 
-@members.get("/", operation_id="users_list", responses=error_responses(401, 403))
+@router.get("/", operation_id="users_list", responses=error_responses(401, 403))
 async def list_members(
     request: Request,
     _: StaffUser,
@@ -112,7 +111,7 @@ async def list_members(
     return make_page(request, page, count, [MemberRead.model_validate(u) for u in users])
 
 
-@members.get(
+@router.get(
     "/{user_id:digits}/", operation_id="users_read", responses=error_responses(401, 403, 404)
 )
 async def read_member(user_id: IdPath, _: StaffUser, service: UserServiceDep) -> MemberRead:
@@ -120,7 +119,7 @@ async def read_member(user_id: IdPath, _: StaffUser, service: UserServiceDep) ->
     return MemberRead.model_validate(await service.get_profile(user_id))
 
 
-@members.patch(
+@router.patch(
     "/{user_id:digits}/",
     operation_id="users_update",
     responses=error_responses(400, 401, 403, 404, 413),
@@ -130,6 +129,3 @@ async def update_member(
 ) -> MemberRead:
     """Deactivate or reactivate an account, grant or revoke staff, or correct names (staff)."""
     return MemberRead.model_validate(await service.update_member(staff, user_id, data))
-
-
-router.include_router(members)
