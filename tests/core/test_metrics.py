@@ -66,8 +66,8 @@ async def test_requests_count_under_their_route_template(client):
 
 
 async def test_mounted_routes_count_under_their_full_path(client, factory):
-    """The admin's pages read as /admin/…, the docs assets as /static/docs, and a path
-    convertor stays out of the label."""
+    """The admin's pages read as /admin/… (a sign-in redirect, answered before the admin's
+    own routing, under the mount), and a path convertor stays out of the label."""
     staff = await factory.staff()
     before = await scrape(client)
     assert (await client.get("/admin/")).status_code == 303  # to the sign-in page
