@@ -168,6 +168,7 @@ async def clean_state(app: Any, db: Database) -> None:
     async with db.engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await app.state.queue.flushdb()
+    app.state.services.login_counts.clear()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ or job asks it for the services it needs, over a unit of work of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -24,7 +24,7 @@ from library_service.payments.checkout import CheckoutSaga, CheckoutUrls
 from library_service.payments.service import PaymentService
 from library_service.payments.stripe_client import StripeGateway
 from library_service.users.service import UserService
-from library_service.users.throttle import LoginThrottle
+from library_service.users.throttle import LocalLoginCounts, LoginThrottle
 from library_service.web.dependencies import UnitOfWorkDep, request_base_url
 
 if TYPE_CHECKING:
@@ -37,31 +37,32 @@ class Services:
     db: Database
     queue: ArqRedis | None
     stripe: StripeGateway
+    # The login limit's counts in this process (the limit while Redis cannot answer).
+    login_counts: LocalLoginCounts = field(default_factory=LocalLoginCounts)
 
     def unit_of_work(self, before_commit: BeforeCommitHooks | None = None) -> UnitOfWork:
         """A request's or a job's way to the database (`before_commit`: hooks that every
         write phase runs in its transaction, such as an Idempotency-Key's mark)."""
         return UnitOfWork(self.db, self.queue, before_commit=before_commit)
 
-    def login_throttle(self) -> LoginThrottle:
+    def login_throttle(self, prefix: str = "login-failures") -> LoginThrottle:
+        """The login limit (per address, and per email); password reset requests are
+        counted apart, under the same bounds."""
         return LoginThrottle(
             self.queue,
-            limit=self.settings.LOGIN_RATE_LIMIT,
+            self.login_counts,
+            per_address=self.settings.LOGIN_RATE_LIMIT_PER_ADDRESS,
+            per_email=self.settings.LOGIN_RATE_LIMIT,
             window_seconds=self.settings.LOGIN_RATE_WINDOW_SECONDS,
+            prefix=prefix,
         )
 
     def users(self, uow: UnitOfWork) -> UserService:
-        reset_throttle = LoginThrottle(
-            self.queue,
-            limit=self.settings.LOGIN_RATE_LIMIT,
-            window_seconds=self.settings.LOGIN_RATE_WINDOW_SECONDS,
-            prefix="password-resets",
-        )
         return UserService(
             uow,
             settings=self.settings,
             throttle=self.login_throttle(),
-            reset_throttle=reset_throttle,
+            reset_throttle=self.login_throttle(prefix="password-resets"),
         )
 
     def notices(self, uow: UnitOfWork) -> MemberInbox:

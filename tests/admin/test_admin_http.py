@@ -3,6 +3,7 @@ CSRF and Origin checks, session expiry, and refusals shown as sentences (never a
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -155,6 +156,23 @@ async def test_refusals_on_forms_are_shown_beside_the_field(admin_http, staff, f
     )
     assert response.status_code == 422
     assert "Another book already has this ISBN." in response.text
+
+
+async def test_normal_admin_use_logs_info_not_warnings(admin_http, staff, caplog):
+    """A sign-in redirect and a form that failed validation are a person's doing, not an
+    operator's warning."""
+    with caplog.at_level(logging.INFO):
+        assert (await admin_http.get("/admin/books/list")).status_code == 303
+        await http_sign_in(admin_http, STAFF_EMAIL, STAFF_PASSWORD)
+        form = await admin_http.get("/admin/books/create")
+        invalid = await admin_http.post(
+            "/admin/books/create",
+            data={"csrftoken": csrf_token(form.text), "title": "", "cover": "HARD"},
+        )
+        assert invalid.status_code == 422
+    admin_records = [r for r in caplog.records if r.name.startswith("starlette_admin")]
+    assert [r for r in admin_records if r.levelno >= logging.WARNING] == []
+    assert any("redirecting to login" in r.getMessage() for r in admin_records)
 
 
 async def test_editing_a_book_leaves_copies_taken_meanwhile_alone(admin_http, staff, factory, db):

@@ -157,6 +157,50 @@ async def test_signed_token_with_a_subject_no_user_can_have_is_401(client, setti
     assert response.json()["code"] == "token_not_valid"
 
 
+def _signed_access_token(settings, **claims: object) -> str:
+    from jose import jwt
+
+    now = int(clock.now().timestamp())
+    base = {"sub": "1", "type": "access", "iat": now, "exp": now + 600, "ver": 0}
+    return str(jwt.encode({**base, **claims}, settings.SECRET_KEY, algorithm=ALGORITHM))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"ver": 2**31},
+        {"ver": 2**63},
+        {"ver": -1},
+        {"ver": -(2**31) - 1},
+        {"ver": True},
+        {"ver": "0"},
+        {"ver": 0.0},
+        {"ver": None},
+        {"exp": True},
+        {"type": ["access"]},
+    ],
+    ids=repr,
+)
+async def test_signed_token_with_a_claim_out_of_range_is_401(client, factory, settings, claims):
+    """Signed with the key, so only the claims' own checks stand between them and SQL."""
+    member = await factory.user()
+    token = _signed_access_token(settings, **{"sub": str(member.id), **claims})
+    response = await client.get("/api/users/me/", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "token_not_valid"
+
+
+@pytest.mark.parametrize("claims", [{"exp": 10**30}, {"iat": 2**64}, {"ver": 0}], ids=repr)
+async def test_signed_token_with_far_future_times_still_names_its_user(
+    client, factory, settings, claims
+):
+    member = await factory.user()
+    token = _signed_access_token(settings, **{"sub": str(member.id), **claims})
+    response = await client.get("/api/users/me/", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == member.id
+
+
 # -- Stripe events ------------------------------------------------------------------------------
 
 

@@ -65,6 +65,28 @@ async def test_requests_count_under_their_route_template(client):
     assert not any("12345" in route or "67890" in route for route in routes)
 
 
+async def test_mounted_routes_count_under_their_full_path(client, factory):
+    """The admin's pages read as /admin/… (a sign-in redirect, answered before the admin's
+    own routing, under the mount), and a path convertor stays out of the label."""
+    staff = await factory.staff()
+    before = await scrape(client)
+    assert (await client.get("/admin/")).status_code == 303  # to the sign-in page
+    assert (await client.get("/admin/login")).status_code == 200
+    assert (await client.get("/api/users/7/", headers=factory.auth(staff))).status_code == 404
+    after = await scrape(client)
+    requests = "library_http_requests_total"
+    for route, status in (
+        ("/admin/{path}", "303"),
+        ("/admin/login", "200"),
+        ("/api/users/{user_id}/", "404"),
+    ):
+        labels = {"method": "GET", "route": route, "status": status}
+        assert value(after, requests, **labels) - value(before, requests, **labels) == 1, route
+    routes = {dict(labels_).get("route", "") for _, labels_ in after}
+    assert "/login" not in routes
+    assert not [route for route in routes if ":" in route]
+
+
 async def test_an_unusual_method_does_not_become_a_label(client):
     await client.request("BREW", "/api/books/")
     samples = await scrape(client)

@@ -154,6 +154,11 @@ async def _signature_cases(sandbox: SandboxStripe, session: dict[str, Any]) -> d
         sandbox.webhook_secret,
         timestamp=int(datetime.now(UTC).timestamp()) - 3600,
     )
+    ahead = stripe.WebhookSignature.generate_signature_header(
+        payload.decode(),
+        sandbox.webhook_secret,
+        timestamp=int(datetime.now(UTC).timestamp()) + 600,
+    )
     return {
         "wrong-secret": (payload, foreign),
         "missing-header": (payload, None),
@@ -161,6 +166,7 @@ async def _signature_cases(sandbox: SandboxStripe, session: dict[str, Any]) -> d
         "empty-header": (payload, ""),
         "tampered-body": (tampered, header),
         "stale-timestamp": (payload, stale),
+        "future-timestamp": (payload, ahead),
     }
 
 
@@ -173,6 +179,7 @@ async def _signature_cases(sandbox: SandboxStripe, session: dict[str, Any]) -> d
         "empty-header",
         "tampered-body",
         "stale-timestamp",
+        "future-timestamp",
     ],
 )
 async def test_webhook_bad_signature_is_400_and_changes_nothing(client, db, sandbox, case, payment):

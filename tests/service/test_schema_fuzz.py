@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -56,6 +59,13 @@ def live_server(settings) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def api_schema(live_server):
     return schemathesis.openapi.from_url(f"{live_server}/openapi.json")
+
+
+@pytest.fixture
+def http(live_server) -> Iterator[httpx.Client]:
+    """One kept-alive connection for a test's many requests (a new one each costs time)."""
+    with httpx.Client(base_url=live_server) as client:
+        yield client
 
 
 @pytest.fixture
@@ -107,7 +117,7 @@ UNREPRESENTABLE = st.sampled_from(
 )
 
 
-def test_unrepresentable_json_in_any_field_is_refused(api_schema, live_server, staff_headers):
+def test_unrepresentable_json_in_any_field_is_refused(api_schema, live_server, staff_headers, http):
     """Every operation that takes a JSON body, with one of its fields (or a field it does not
     know) set to a value JSON cannot carry: a 422, never a 5xx."""
     operations = [
@@ -132,7 +142,7 @@ def test_unrepresentable_json_in_any_field_is_refused(api_schema, live_server, s
             request.pop("json", None)
             # json.dumps writes NaN and lone surrogates; requests' own encoder would refuse.
             content = json.dumps({**body, field: data.draw(UNREPRESENTABLE)}).encode()
-            response = httpx.request(
+            response = http.request(
                 request["method"],
                 request["url"],
                 params=request.get("params"),
@@ -146,3 +156,82 @@ def test_unrepresentable_json_in_any_field_is_refused(api_schema, live_server, s
             fuzz()
         except Exception as exc:
             raise AssertionError(f"{operation.label}: {exc}") from exc
+
+
+# -- JSON's own types, and ids past any digit limit ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openapi(live_server) -> dict[str, Any]:
+    document: dict[str, Any] = httpx.get(f"{live_server}/openapi.json").json()
+    return document
+
+
+def _operations(openapi: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            yield method.upper(), path, operation
+
+
+def _resolve(openapi: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        schema = openapi["components"]["schemas"][name]
+    return schema
+
+
+def _json_body(openapi: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any] | None:
+    content = operation.get("requestBody", {}).get("content", {})
+    if "application/json" not in content:
+        return None
+    return _resolve(openapi, content["application/json"]["schema"])
+
+
+# What lax validation would read as something else: `true` as the id 1, "1" as 1 or as a
+# boolean, a numeric string as a Unix time.
+LOOKALIKES = [True, "1", "1.50"]
+
+
+def test_booleans_and_numeric_strings_in_any_body_field(openapi, http, staff_headers):
+    """Every field of every JSON body, set to a boolean or a numeric string: a 422 whenever
+    the value is not of the field's documented type, never a 5xx."""
+    probed = 0
+    for method, path, operation in _operations(openapi):
+        body_schema = _json_body(openapi, operation)
+        if body_schema is None or path == "/api/payments/webhook/":
+            continue
+        example = body_schema.get("examples", [{}])[0]
+        url = re.sub(r"\{[^}]+\}", "1", path)  # any id will do: the body is checked first
+        for field, field_schema in body_schema["properties"].items():
+            fits = jsonschema_rs.validator_for(
+                {"allOf": [field_schema], "components": openapi["components"]},
+                validate_formats=True,
+            )
+            for value in LOOKALIKES:
+                body = {**example, field: value}
+                response = http.request(method, url, json=body, headers=staff_headers)
+                probed += 1
+                assert response.status_code < 500, (method, path, field, value)
+                if not fits.is_valid(value):
+                    assert response.status_code == 422, (method, path, field, value)
+                    located = [error["loc"][-1] for error in response.json()["detail"]]
+                    assert field in located, (method, path, field, value, located)
+    assert probed >= 3 * 20
+
+
+OVERLONG_IDS = ["9" * 11, "1" + "0" * 4300, "9" * 10_000]
+
+
+def test_over_long_digit_strings_in_every_path_id(openapi, http, staff_headers):
+    """A path id of more digits than any id column (or Python's int()) takes: 404 or 422."""
+    probed = 0
+    for method, path, operation in _operations(openapi):
+        names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
+        example = (_json_body(openapi, operation) or {}).get("examples", [None])[0]
+        for name in names:
+            for digits in OVERLONG_IDS:
+                url = re.sub(r"\{[^}]+\}", "1", path.replace(f"{{{name}}}", digits))
+                response = http.request(method, url, json=example, headers=staff_headers)
+                probed += 1
+                assert response.status_code in {404, 422}, (method, path, len(digits))
+    assert probed >= 3 * 13

@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from library_service.cli import server_options
+from library_service.core.queue import connect_queue
 from library_service.dev.embedded import free_port
 from library_service.main import create_app
 from library_service.users import service as user_service
@@ -25,7 +26,19 @@ LIMIT = 5
 @pytest.fixture
 async def limited(app, settings, monkeypatch):
     monkeypatch.setattr(settings, "LOGIN_RATE_LIMIT", LIMIT)
+    monkeypatch.setattr(settings, "LOGIN_RATE_LIMIT_PER_ADDRESS", LIMIT)
     monkeypatch.setattr(settings, "LOGIN_RATE_WINDOW_SECONDS", 60)
+
+
+@asynccontextmanager
+async def redis_unreachable(app) -> AsyncIterator[None]:
+    """Every call to Redis fails, as when it is down or too busy to answer in time."""
+    usual, app.state.queue = app.state.queue, connect_queue("redis://127.0.0.1:1/0")
+    try:
+        yield
+    finally:
+        await app.state.queue.aclose()
+        app.state.queue = usual
 
 
 @pytest.fixture
@@ -125,6 +138,59 @@ async def test_right_passwords_give_their_try_back(factory, limited, from_addres
         for _ in range(LIMIT - 1):  # earlier successes took none of these
             assert (await login(office, member.email, "wrong")).status_code == 401
         assert (await login(office, member.email, "the-right-one")).status_code == 200
+
+
+async def test_the_address_limit_is_its_own_higher_setting(
+    factory, settings, monkeypatch, from_address, password_checks
+):
+    """A shared address (catalogue terminals, an office's NAT) gets more tries in all than
+    any one email gets from it."""
+    monkeypatch.setattr(settings, "LOGIN_RATE_LIMIT", 2)
+    monkeypatch.setattr(settings, "LOGIN_RATE_LIMIT_PER_ADDRESS", 5)
+    member = await factory.user(password="the-right-one")
+    async with from_address("10.6.0.1") as terminal:
+        mistyped = [await login(terminal, member.email, "wrong") for _ in range(3)]
+        assert [r.status_code for r in mistyped] == [401, 401, 429]  # this email: 2
+        others = [await login(terminal, f"reader{n}@example.com", "x") for n in range(4)]
+        assert [r.status_code for r in others] == [401, 401, 401, 429]  # the address: 5
+    assert len(password_checks) == 5
+
+
+@pytest.mark.parametrize("tries_before", [0, 3])
+async def test_with_redis_unreachable_each_process_still_holds_the_limit(
+    app, factory, limited, from_address, password_checks, tries_before
+):
+    """Redis down, or timing out in the middle of a burst: the tries this process already
+    counted and the burst's own stay within the limit, never unlimited."""
+    member = await factory.user(password="the-right-one")
+    async with from_address("10.7.0.1") as guesser:
+        for _ in range(tries_before):  # counted in Redis, and by the process
+            assert (await login(guesser, member.email, "wrong")).status_code == 401
+        async with redis_unreachable(app):
+            answers = await asyncio.gather(
+                *[login(guesser, member.email, f"guess-{n}") for n in range(40)]
+            )
+    assert Counter(r.status_code for r in answers) == {
+        401: LIMIT - tries_before,
+        429: 40 - LIMIT + tries_before,
+    }
+    assert len(password_checks) == LIMIT
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.json()["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+async def test_with_redis_unreachable_the_owner_still_gets_in(app, factory, limited, from_address):
+    member = await factory.user(password="the-right-one")
+    async with redis_unreachable(app):
+        for n in range(LIMIT):
+            async with from_address(f"10.8.0.{n}") as guesser:
+                assert (await login(guesser, member.email, "wrong")).status_code == 401
+        async with from_address("192.168.8.8") as owner:
+            for _ in range(LIMIT + 1):  # a right password gives its try back here too
+                assert (await login(owner, member.email, "the-right-one")).status_code == 200
+        async with from_address("10.8.0.0") as guesser:
+            assert (await login(guesser, member.email, "the-right-one")).status_code == 429
 
 
 # -- a password change ends the older tokens ---------------------------------------------------

@@ -10,6 +10,7 @@ from tests.factories import PASSWORD, login
 @pytest.fixture
 async def throttled(app, settings, monkeypatch):
     monkeypatch.setattr(settings, "LOGIN_RATE_LIMIT", 3)
+    monkeypatch.setattr(settings, "LOGIN_RATE_LIMIT_PER_ADDRESS", 3)
     monkeypatch.setattr(settings, "LOGIN_RATE_WINDOW_SECONDS", 60)
     await app.state.queue.flushdb()
     yield

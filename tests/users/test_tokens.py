@@ -319,6 +319,25 @@ async def test_malformed_authorization_header_is_401(client, header):
     assert "code" in response.json()
 
 
+@pytest.mark.parametrize("header", ["Authorization", "Authorize"])
+async def test_a_token_without_the_bearer_scheme_is_told_the_scheme_is_missing(
+    client, factory, header
+):
+    user = await factory.user()
+    token = await assert_can_login(client, user.email, PASSWORD)
+    response = await client.get(ME, headers={header: token})
+    assert_error(response, 401, "not_authenticated")
+    assert response.json()["detail"] == (
+        f"The {header} header lacks the Bearer scheme: send `Authorization: Bearer <access token>`."
+    )
+    bare = await client.get(ME, headers={header: "Bearer"})
+    assert (
+        bare.json()["detail"] == f"The {header} header names the Bearer scheme but holds no token."
+    )
+    nothing = await client.get(ME)
+    assert nothing.json()["detail"] == "Authentication credentials were not provided."
+
+
 @pytest.mark.parametrize("known", [True, False], ids=["known-email", "unknown-email"])
 async def test_login_with_a_password_over_72_bytes_is_401(client, factory, known):
     """Registration refuses such passwords, so none can be right: a wrong password."""

@@ -45,10 +45,31 @@ class _ReadSessions(async_sessionmaker[AsyncSession]):
         return self._app.state.db.autocommit_sessionmaker(**local_kw)  # type: ignore[no-any-return]
 
 
+class _PersonsMistake(logging.Filter):
+    """starlette-admin logs a WARNING for what a person did: a sign-in redirect, a form that
+    failed validation, a row not found. Those are INFO: no operator has anything to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING:
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
+def _log_peoples_mistakes_as_info() -> None:
+    # A logger's filters see only its own records, not its children's: each module's logger
+    # (all made when starlette_admin is imported, as above) gets the filter.
+    names = [name for name in logging.root.manager.loggerDict if name.startswith("starlette_admin")]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _PersonsMistake) for f in logger.filters):
+            logger.addFilter(_PersonsMistake())
+
+
 def install_admin(app: FastAPI, settings: Settings) -> None:
     """Serve the admin at /admin, in the API's own process."""
     # starlette-admin logs every page it renders at INFO; the API's access log has them.
     logging.getLogger("starlette_admin").setLevel(logging.WARNING)
+    _log_peoples_mistakes_as_info()
     desk = Desk(app)
     admin = Admin(
         _ReadSessions(app),

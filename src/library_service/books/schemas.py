@@ -15,7 +15,7 @@ from pydantic import (
 
 from library_service.core.money import Money
 from library_service.models import Cover
-from library_service.web.params import InputModel, PatchModel
+from library_service.web.params import InputModel, JsonBool, JsonInt, PatchModel
 
 
 def _normalize_isbn(value: str) -> str:
@@ -40,7 +40,7 @@ def _not_in_future(value: int) -> int:
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Author = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Inventory = Annotated[int, Field(ge=0, le=1_000_000, description="Copies on the shelf now.")]
+Inventory = Annotated[JsonInt, Field(ge=0, le=1_000_000, description="Copies on the shelf now.")]
 # With loans of at most MAX_BORROW_DAYS (365 at the most), a loan never costs more than one
 # Stripe charge can be (core/money.py's MAX_CHARGE).
 MAX_DAILY_FEE = Decimal("1000.00")
@@ -57,10 +57,10 @@ DailyFee = Annotated[
 Isbn = Annotated[
     str, Field(max_length=20, examples=["978-0-14-143951-8"]), AfterValidator(_normalize_isbn)
 ]
-Year = Annotated[int, Field(ge=1, examples=[1813]), AfterValidator(_not_in_future)]
+Year = Annotated[JsonInt, Field(ge=1, examples=[1813]), AfterValidator(_not_in_future)]
 Description = Annotated[str, Field(max_length=5000)]
 Withdrawn = Annotated[
-    bool,
+    JsonBool,
     Field(
         description=(
             "Out of circulation: not lent or held, left out of the catalogue; open holds are "

@@ -10,7 +10,7 @@ from library_service.core.money import Money
 from library_service.models import Cover
 from library_service.payments.schemas import PaymentRead
 from library_service.users.schemas import MemberRowFilters
-from library_service.web.params import MAX_ID, InputModel
+from library_service.web.params import MAX_ID, InputModel, IsoDate, JsonInt
 
 
 class BorrowingCreate(InputModel):
@@ -18,8 +18,8 @@ class BorrowingCreate(InputModel):
         json_schema_extra={"examples": [{"book": 1, "expected_return_date": "2026-01-08"}]}
     )
 
-    book: int = Field(ge=1, le=MAX_ID, description="The book's id.")
-    expected_return_date: date = Field(
+    book: JsonInt = Field(ge=1, le=MAX_ID, description="The book's id.")
+    expected_return_date: IsoDate = Field(
         description="After today, and at most MAX_BORROW_DAYS (60) ahead."
     )
 
@@ -29,7 +29,7 @@ class BorrowingExtend(InputModel):
         json_schema_extra={"examples": [{"expected_return_date": "2026-01-15"}]}
     )
 
-    expected_return_date: date = Field(
+    expected_return_date: IsoDate = Field(
         description=(
             "Later than the current one, and at most MAX_BORROW_DAYS (60) from today; the "
             "added days are charged."

@@ -40,7 +40,10 @@ class Settings(BaseSettings):
     ACCESS_MINUTES: int = Field(default=60, ge=1)
     REFRESH_DAYS: int = Field(default=1, ge=1)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=31)
-    LOGIN_RATE_LIMIT: int = Field(default=10, ge=1)  # attempts per window, per IP and per email
+    # Failed logins per window: for one email (from the addresses that failed for it), and
+    # from one address for any emails (higher: many people can share an address).
+    LOGIN_RATE_LIMIT: int = Field(default=10, ge=1)
+    LOGIN_RATE_LIMIT_PER_ADDRESS: int = Field(default=50, ge=1)
     LOGIN_RATE_WINDOW_SECONDS: int = Field(default=60, ge=1)
 
     # The catalogue's total (`count` of GET /api/books/) is reused for this long per process.

@@ -8,13 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from library_service.borrowings.schemas import BookSummary
 from library_service.models import HoldStatus
 from library_service.users.schemas import MemberRowFilters
-from library_service.web.params import MAX_ID, InputModel
+from library_service.web.params import MAX_ID, InputModel, JsonInt
 
 
 class HoldCreate(InputModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"book": 98}]})
 
-    book: int = Field(ge=1, le=MAX_ID, description="The book's id; no copy may be on the shelf.")
+    book: JsonInt = Field(
+        ge=1, le=MAX_ID, description="The book's id; no copy may be on the shelf."
+    )
 
 
 class HoldRead(BaseModel):

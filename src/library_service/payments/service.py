@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import stripe
@@ -43,6 +44,9 @@ from library_service.users.schemas import AuthUser
 from library_service.web import routing as strict_json
 
 logger = logging.getLogger(__name__)
+
+# How far a webhook's signature time may be from now, either way: Stripe's default (5 min).
+WEBHOOK_TOLERANCE_SECONDS: int = stripe.Webhook.DEFAULT_TOLERANCE
 
 PAID_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 EXPIRED_EVENT = "checkout.session.expired"
@@ -123,10 +127,14 @@ class PaymentService:
         try:
             text = payload.decode()
             stripe.WebhookSignature.verify_header(
-                text, signature or "", secret, tolerance=stripe.Webhook.DEFAULT_TOLERANCE
+                text, signature or "", secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
             )
         except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
             raise InvalidSignatureError from exc
+        # The SDK refuses only signatures older than the tolerance; one dated further ahead
+        # could be replayed for as long as it likes (the same real clock as the SDK's).
+        if _signed_at(signature or "") > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+            raise InvalidSignatureError
         try:
             return StripeEvent.model_validate(strict_json.loads(payload))
         except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
@@ -247,3 +255,13 @@ async def _fulfil(session: AsyncSession, session_id: str) -> bool:
     )
     await MemberNoticeService(session).record(Recipient(paid.user_id, paid.email), receipt)
     return True
+
+
+def _signed_at(header: str) -> int:
+    """The `t=` timestamp of a Stripe-Signature header the SDK has verified, read as the SDK
+    reads it (the first `t` item)."""
+    for item in header.split(","):
+        parts = item.split("=", 2)
+        if parts[0] == "t":
+            return int(parts[1])
+    raise InvalidSignatureError

@@ -33,6 +33,23 @@ def _bearer_token(request: Request, credentials: HTTPAuthorizationCredentials | 
     return None
 
 
+def _missing_credentials(request: Request) -> str | None:
+    """What to tell a client whose headers hold no bearer token, when it sent something:
+    a bare token (or another scheme) lacks the scheme; `Bearer` alone lacks the token."""
+    for name in ("Authorization", "Authorize"):
+        scheme, _, rest = request.headers.get(name, "").strip().partition(" ")
+        if not scheme:
+            continue
+        if scheme.lower() == "bearer" and not rest.strip():
+            return f"The {name} header names the Bearer scheme but holds no token."
+        if scheme.lower() != "bearer":
+            return (
+                f"The {name} header lacks the Bearer scheme: "
+                "send `Authorization: Bearer <access token>`."
+            )
+    return None
+
+
 async def get_current_user(
     request: Request,
     uow: UnitOfWorkDep,
@@ -41,7 +58,7 @@ async def get_current_user(
 ) -> AuthUser:
     token = _bearer_token(request, credentials)
     if token is None:
-        raise AuthenticationError
+        raise AuthenticationError(_missing_credentials(request))
     try:
         claims = decode_token(token, "access", settings)
     except InvalidTokenError as exc:

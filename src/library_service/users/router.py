@@ -27,7 +27,7 @@ from library_service.users.schemas import (
     UserUpdate,
 )
 from library_service.web.params import CleanStr, IdPath
-from library_service.web.routing import StrictJSONRoute, domain_router
+from library_service.web.routing import domain_router
 
 router = domain_router("users")
 
@@ -115,12 +115,11 @@ async def update_profile(data: UserPatch, user: CurrentUser, service: UserServic
 # -- member management (staff) -------------------------------------------------------------
 
 
-# Staff manage the accounts. `{user_id:int}` matches numeric ids only, so `me/` and `token/`
+# Staff manage the accounts. `{user_id:digits}` matches numeric ids only, so `me/` and `token/`
 # stay routes of their own (a GET of `token/` answers 405, not 422).
-members = APIRouter(route_class=StrictJSONRoute)
 
 
-@members.get("/", operation_id="users_list", responses=error_responses(401, 403))
+@router.get("/", operation_id="users_list", responses=error_responses(401, 403))
 async def list_members(
     request: Request,
     _: StaffUser,
@@ -138,14 +137,16 @@ async def list_members(
     return make_page(request, page, count, [MemberRead.model_validate(u) for u in users])
 
 
-@members.get("/{user_id:int}/", operation_id="users_read", responses=error_responses(401, 403, 404))
+@router.get(
+    "/{user_id:digits}/", operation_id="users_read", responses=error_responses(401, 403, 404)
+)
 async def read_member(user_id: IdPath, _: StaffUser, service: UserServiceDep) -> MemberRead:
     """One user account (staff)."""
     return MemberRead.model_validate(await service.get_profile(user_id))
 
 
-@members.patch(
-    "/{user_id:int}/",
+@router.patch(
+    "/{user_id:digits}/",
     operation_id="users_update",
     responses=error_responses(400, 401, 403, 404, 413),
 )
@@ -154,9 +155,6 @@ async def update_member(
 ) -> MemberRead:
     """Deactivate or reactivate an account, grant or revoke staff, or correct names (staff)."""
     return MemberRead.model_validate(await service.update_member(staff, user_id, data))
-
-
-router.include_router(members)
 
 
 # -- the page a password link opens (without FRONTEND_URL) -----------------------------------

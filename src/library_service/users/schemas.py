@@ -7,7 +7,7 @@ from typing import Annotated, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from library_service.users.security import MAX_PASSWORD_BYTES
-from library_service.web.params import InputModel, PatchModel
+from library_service.web.params import InputModel, JsonBool, PatchModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ class UserUpdate(InputModel):
     first_name: Name = ""
     last_name: Name = ""
     password: Password | None = None
-    email_reminders: bool = True
+    email_reminders: JsonBool = True
 
 
 class UserPatch(PatchModel):
@@ -125,7 +125,7 @@ class UserPatch(PatchModel):
     first_name: Name | None = None
     last_name: Name | None = None
     password: Password | None = None
-    email_reminders: bool | None = None
+    email_reminders: JsonBool | None = None
 
 
 class UserRead(BaseModel):
@@ -156,8 +156,8 @@ class MemberPatch(PatchModel):
 
     not_nullable = ("is_active", "is_staff", "first_name", "last_name")
 
-    is_active: bool | None = None
-    is_staff: bool | None = None
+    is_active: JsonBool | None = None
+    is_staff: JsonBool | None = None
     first_name: Name | None = None
     last_name: Name | None = None
 

@@ -96,7 +96,7 @@ def decode_token(token: str, expected_type: TokenType, settings: Settings) -> To
     except JWTError as exc:
         raise InvalidTokenError(str(exc)) from exc
     expires = claims.get("exp")
-    if not isinstance(expires, int) or expires <= clock.now().timestamp():
+    if type(expires) is not int or expires <= clock.now().timestamp():
         raise InvalidTokenError("token expired")
     if claims.get("type") != expected_type:
         raise InvalidTokenError(f"not an {expected_type} token")
@@ -110,6 +110,8 @@ def decode_token(token: str, expected_type: TokenType, settings: Settings) -> To
     if not 1 <= user_id <= MAX_ID:
         raise InvalidTokenError("malformed subject")
     version = claims.get("ver", 0)
-    if not isinstance(version, int):
+    # The user's token_version, a PostgreSQL integer that starts at 0 and only grows: a
+    # value outside it (or a JSON true, which Python counts as an int) could never match.
+    if not (type(version) is int and 0 <= version <= MAX_ID):
         raise InvalidTokenError("malformed version")
     return TokenClaims(user_id=user_id, token_type=expected_type, version=version)

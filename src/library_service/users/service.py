@@ -71,8 +71,8 @@ class UserService:
     ) -> None:
         self.uow = uow
         self.settings = settings
-        self.throttle = throttle or LoginThrottle(None, limit=0, window_seconds=0)
-        self.reset_throttle = reset_throttle or LoginThrottle(None, limit=0, window_seconds=0)
+        self.throttle = throttle or LoginThrottle.off()
+        self.reset_throttle = reset_throttle or LoginThrottle.off()
 
     async def register(
         self, data: UserCreate, *, is_staff: bool = False, enrolled_by_staff: bool = False

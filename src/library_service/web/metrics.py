@@ -49,6 +49,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from sqlalchemy import event, text
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from library_service.core.db import Database
@@ -118,6 +119,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        root_path: str = scope.get("root_path", "")
         status = 500  # unless an answer starts: an exception becomes ServiceMiddleware's 500
 
         async def send_and_note_status(message: Message) -> None:
@@ -129,14 +131,12 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            self._observe(scope, status, time.perf_counter() - started)
+            self._observe(scope, _template(scope, root_path), status, time.perf_counter() - started)
 
-    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+    def _observe(self, scope: Scope, template: str, status: int, seconds: float) -> None:
         method: str = scope["method"]
         if method not in _METHODS:
             method = "other"  # labels must stay few: a client chooses the method
-        route = scope.get("route")
-        template: str = getattr(route, "path", None) or "unmatched"
         counter = self._counters.get((method, template, status))
         if counter is None:
             counter = REQUESTS.labels(method, template, str(status))
@@ -146,6 +146,20 @@ class MetricsMiddleware:
         if timer is None:
             timer = self._timers[method, template] = REQUEST_SECONDS.labels(method, template)
         timer.observe(seconds)
+
+
+def _template(scope: Scope, root_path: str) -> str:
+    """The matched route's template with the paths it is mounted under (the admin's `/login`
+    is `/admin/login`), convertors left out (`{user_id}`, not `{user_id:digits}`). A request
+    a mounted app answers before its own routing (static files, the admin's sign-in
+    redirects) counts under the mount: `/admin/{path}`."""
+    # Each Mount passed on the way adds its path to the scope's root_path.
+    mounted_under: str = scope.get("root_path", "")[len(root_path) :]
+    route = scope.get("route")
+    template: str | None = getattr(route, "path_format", None)
+    if template is None or isinstance(route, Mount):
+        return f"{mounted_under}/{{path}}" if mounted_under else "unmatched"
+    return mounted_under + template
 
 
 # -- the database pool -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.convertors import Convertor, register_url_convertor
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -79,6 +80,24 @@ class StrictJSONRoute(APIRoute):
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict_json_handler
+
+
+class DigitsConvertor(Convertor[str]):
+    """`{name:digits}`: a path segment of ASCII digits, handed on as text for the parameter's
+    own validation (`IdPath`: a 422 when out of range). Starlette's `int` convertor parses
+    it in the router instead, where a number past Python's 4,300-digit limit raises
+    ValueError: a 500."""
+
+    regex = "[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("digits", DigitsConvertor())
 
 
 def domain_router(domain: str) -> APIRouter:
