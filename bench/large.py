@@ -319,9 +319,8 @@ async def facts_of(url: str) -> dict[str, Any]:
 
 def tokens_for(secret: str, facts: dict[str, Any]) -> dict[str, str]:
     """Access tokens signed with the stack's SECRET_KEY, instead of 40 bcrypt logins."""
-    from library_service.users.security import create_token
-
     from library_service.core.config import Settings
+    from library_service.users.security import create_token
 
     settings = Settings.model_construct(SECRET_KEY=secret, ACCESS_MINUTES=600, REFRESH_DAYS=1)
     tokens = {
