@@ -193,19 +193,17 @@ class Client:
 async def time_sweeps(url: str, repeat: int) -> dict[str, Figures]:
     """Each sweep's statements (what grows with the tables), `repeat` times; the writes
     of relay and purge rolled back, so every run finds the same work."""
-    from sqlalchemy import delete
-
     from library_service.borrowings import report
     from library_service.core import clock
     from library_service.core.config import Settings
     from library_service.core.db import Database
     from library_service.holds.repository import HoldRepository
     from library_service.holds.tasks import EXPIRY_BATCH
-    from library_service.models import IdempotencyKey
     from library_service.notifications.repository import NotificationRepository
     from library_service.notifications.tasks import RELAY_BATCH
     from library_service.payments.repository import PaymentRepository
     from library_service.payments.tasks import POLL_BATCH
+    from library_service.web.idempotency import expired_keys_batch
 
     settings = Settings(_env_file=None, DATABASE_URL=url)  # type: ignore[call-arg]
     db = Database.connect(url, settings)
@@ -213,7 +211,13 @@ async def time_sweeps(url: str, repeat: int) -> dict[str, Figures]:
 
     async def overdue_report() -> None:
         async with db.sessionmaker() as session:
-            await report.borrowings_due_by(session, today + timedelta(days=1))
+            # A chunk of the report's reads (it reads REPORT_CHUNK loans at a time).
+            first = await report.borrowings_due_by(session, today + timedelta(days=1))
+            if first:
+                last = first[-1]
+                await report.borrowings_due_by(
+                    session, today + timedelta(days=1), after=(last.expected_return_date, last.id)
+                )
             await report.holds_put_aside(session, from_day=today)
 
     async def expiry_poll() -> None:
@@ -232,9 +236,7 @@ async def time_sweeps(url: str, repeat: int) -> dict[str, Figures]:
 
     async def purge() -> None:
         async with db.sessionmaker() as session, session.begin():
-            await session.execute(
-                delete(IdempotencyKey).where(IdempotencyKey.expires_at <= clock.now())
-            )
+            await session.execute(expired_keys_batch(clock.now()))  # one batch of the run
             await session.rollback()
 
     sweeps: dict[str, Callable[[], Awaitable[None]]] = {
@@ -317,9 +319,8 @@ async def facts_of(url: str) -> dict[str, Any]:
 
 def tokens_for(secret: str, facts: dict[str, Any]) -> dict[str, str]:
     """Access tokens signed with the stack's SECRET_KEY, instead of 40 bcrypt logins."""
-    from library_service.core.security import create_token
-
     from library_service.core.config import Settings
+    from library_service.users.security import create_token
 
     settings = Settings.model_construct(SECRET_KEY=secret, ACCESS_MINUTES=600, REFRESH_DAYS=1)
     tokens = {

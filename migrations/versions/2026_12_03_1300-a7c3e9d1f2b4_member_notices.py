@@ -1,7 +1,7 @@
 """member notices (the members' outbox and in-app list), password links, email_reminders
 
 Revision ID: a7c3e9d1f2b4
-Revises: 7c1e5a9d2b40
+Revises: 9d4f2b7e1a63
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "a7c3e9d1f2b4"
-down_revision: str | None = "7c1e5a9d2b40"
+down_revision: str | None = "9d4f2b7e1a63"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

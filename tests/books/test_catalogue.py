@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from library_service.core import pagination
 from library_service.models import Book
 
 BOOKS = "/api/books/"
@@ -288,6 +289,18 @@ async def test_huge_pagination_values_are_not_a_500(client, factory):
     assert response.status_code in {200, 422}, response.text
     response = await client.get(BOOKS, params={"offset": 10**30})
     assert response.status_code == 422, response.text
+
+
+async def test_pages_start_at_most_max_offset_rows_in(client, factory, monkeypatch):
+    monkeypatch.setattr(pagination, "MAX_OFFSET", 4)
+    await factory.books([{"title": f"Book {i}"} for i in range(9)])
+    last_served = (await client.get(BOOKS, params={"limit": 2, "offset": 2})).json()
+    assert "offset=4" in last_served["next"]
+    deepest = (await client.get(BOOKS, params={"limit": 2, "offset": 4})).json()
+    assert len(deepest["results"]) == 2
+    assert deepest["count"] == 9
+    assert deepest["next"] is None  # offset 6 is past the cap: no link to a page refused
+    assert (await client.get(BOOKS, params={"offset": 10_001})).status_code == 422
 
 
 async def test_offset_past_the_end(client, factory):

@@ -293,6 +293,38 @@ async def test_a_key_expires_after_24_hours(client, factory, db, app):
     assert await borrowings(db) == 2
 
 
+async def test_the_purge_deletes_a_bounded_batch_per_run(db, factory, monkeypatch):
+    monkeypatch.setattr(idempotency, "PURGE_BATCH", 2)
+    monkeypatch.setattr(idempotency, "PURGE_BATCHES", 2)
+    member = await factory.user()
+    async with db.sessionmaker() as session, session.begin():
+        for index, hours in enumerate([-5, -4, -3, -2, -1, 1]):
+            session.add(
+                IdempotencyKey(
+                    user_id=member.id,
+                    key=f"key-{index}",
+                    request_hash=b"x",
+                    expires_at=T0 + timedelta(hours=hours),
+                )
+            )
+
+    async def keys_left() -> list[str]:
+        async with db.sessionmaker() as session:
+            found = await session.scalars(
+                select(IdempotencyKey.key)
+                .where(IdempotencyKey.user_id == member.id)
+                .order_by(IdempotencyKey.key)
+            )
+            return list(found)
+
+    with at():
+        assert await idempotency.purge_expired_keys({"db": db}) == 4  # two batches of two
+        assert await keys_left() == ["key-4", "key-5"]  # the oldest went first
+        assert await idempotency.purge_expired_keys({"db": db}) == 1  # the next run
+        assert await idempotency.purge_expired_keys({"db": db}) == 0
+    assert await keys_left() == ["key-5"]  # not expired yet
+
+
 async def test_an_expired_key_is_reused_even_before_the_purge(client, factory, db):
     member = await factory.user()
     book = await factory.book(inventory=5)

@@ -129,6 +129,7 @@ async def drive_sweeps(db: Any) -> None:
     """The statements the worker's sweeps choose their work with (each job's first read)."""
     async with db.autocommit_sessionmaker() as session:
         await report.borrowings_due_by(session, TODAY + timedelta(days=1))
+        await report.borrowings_due_by(session, TODAY + timedelta(days=1), after=(TODAY, 1))
         await report.holds_put_aside(session, from_day=TODAY)
         await HoldRepository(session).uncollected(today=TODAY, limit=100)
         payments = PaymentRepository(session)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from library_service.borrowings import report
 from library_service.borrowings.report import send_overdue_report
 from library_service.core import clock
 from library_service.models import Hold, HoldStatus, Notification
@@ -67,6 +68,33 @@ async def test_overdue_report_lists_late_and_due_tomorrow(ctx, factory, db, sett
     assert "War and Peace" in texts[0]
     assert "Due today" in texts[1] and "today@example.com" in texts[1]
     assert "Due tomorrow" in texts[2] and "tomorrow@example.com" in texts[2]
+
+
+async def test_overdue_report_reads_its_loans_a_chunk_at_a_time(
+    ctx, factory, db, settings, monkeypatch
+):
+    monkeypatch.setattr(report, "REPORT_CHUNK", 2)
+    monkeypatch.setattr(settings, "LIBRARY_TIMEZONE", "UTC")
+    # Two loans share a due day across the chunks' edge: the keyset is (due day, id).
+    dues = [
+        date(2026, 3, 5),
+        date(2026, 3, 6),
+        date(2026, 3, 6),
+        date(2026, 3, 8),
+        date(2026, 3, 9),
+    ]
+    await lend(factory, [(f"m{i}@example.com", f"Book {i}", due) for i, due in enumerate(dues)])
+
+    with clock.frozen(datetime(2026, 3, 10, 9, 30, tzinfo=UTC)):
+        assert await send_overdue_report(ctx) == "5 borrowing(s), 0 hold(s)"
+    texts = await report_texts(db)
+    assert [next(f"m{i}" for i in range(5) if f"m{i}@" in t) for t in texts] == [
+        "m0",
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+    ]
 
 
 async def test_report_lists_the_copies_put_aside_for_holds(ctx, factory, db):

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Mount
 from starlette_admin.contrib.sqla import Admin
 from starlette_admin.i18n import TimezoneConfig
 
@@ -107,3 +108,11 @@ def install_admin(app: FastAPI, settings: Settings) -> None:
         borrowing, clock.today(settings.timezone)
     )
     admin.mount_to(app)
+    # A list page builds a link per row, relation and row action with url_for("admin:…"),
+    # which walks the application's routes in order: behind the API's routers each lookup
+    # cost about 0.2 ms (a NoMatchFound raised per route), a third of a page's time.
+    # First in line, the admin is found at once; no API path starts with /admin.
+    routes = app.router.routes
+    mount = next(r for r in routes if isinstance(r, Mount) and r.app is admin.app)
+    routes.remove(mount)
+    routes.insert(0, mount)

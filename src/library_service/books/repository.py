@@ -52,6 +52,13 @@ def _could_be_isbn(digits: str) -> bool:
     return _ISBN_PART.fullmatch(digits) is not None
 
 
+def isbn_digits_searched(term: str) -> str | None:
+    """The digits a search for `term` looks for among ISBNs, or None when the term cannot be
+    part of one (the catalogue's rule; the admin's book search follows it too)."""
+    digits = _isbn_digits(term)
+    return digits if _could_be_isbn(digits) else None
+
+
 def _isbn13(digits: str) -> str | None:
     """A whole ISBN as stored for an ISBN-13 (an ISBN-10 converted: 978, its first nine
     digits, a new check digit); None for a term that is not a whole ISBN."""

@@ -4,12 +4,12 @@ for holds. Written once per library day, through the outbox, by the worker's cro
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.borrowings import rules
@@ -23,6 +23,7 @@ from library_service.notifications.service import NotificationService
 logger = logging.getLogger(__name__)
 
 NO_OVERDUE = "No borrowings overdue today!"
+REPORT_CHUNK = 500  # borrowings read (and written as messages) at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +47,19 @@ class CopyPutAside:
     title: str
 
 
-async def borrowings_due_by(session: AsyncSession, last_day: date) -> list[DueBorrowing]:
-    """Active borrowings due by `last_day`, soonest first. The member's email and the book
-    come from one primary-key lookup each per borrowing named: the work grows with the
-    report, not with the members and books there are (a join would read both tables whole
-    once the report is a few thousand lines long)."""
+async def borrowings_due_by(
+    session: AsyncSession,
+    last_day: date,
+    *,
+    after: tuple[date, int] | None = None,
+    limit: int = REPORT_CHUNK,
+) -> list[DueBorrowing]:
+    """Up to `limit` active borrowings due by `last_day`, soonest first, after the
+    (expected_return_date, id) `after` if given: the report reads its lines a chunk at a
+    time along ix_borrowings_active_expected_return_date_id. The member's email and the
+    book come from one primary-key lookup each per borrowing named: the work grows with
+    the chunk, not with the members and books there are (a join would read both tables
+    whole once the report is a few thousand lines long)."""
     statement = (
         select(
             Borrowing.id,
@@ -61,9 +70,26 @@ async def borrowings_due_by(session: AsyncSession, last_day: date) -> list[DueBo
         )
         .where(rules.due_by_clause(day=last_day))
         .order_by(Borrowing.expected_return_date, Borrowing.id)
+        .limit(limit)
     )
+    if after is not None:
+        statement = statement.where(
+            tuple_(Borrowing.expected_return_date, Borrowing.id) > tuple_(*after)
+        )
     rows = (await session.execute(statement)).mappings()
     return [DueBorrowing(**row) for row in rows]
+
+
+async def _chunks_due_by(
+    session: AsyncSession, last_day: date
+) -> AsyncIterator[list[DueBorrowing]]:
+    """Every borrowing due by `last_day`, soonest first, REPORT_CHUNK at a time."""
+    after = None
+    while chunk := await borrowings_due_by(session, last_day, after=after, limit=REPORT_CHUNK):
+        yield chunk
+        if len(chunk) < REPORT_CHUNK:
+            return
+        after = (chunk[-1].expected_return_date, chunk[-1].id)
 
 
 async def holds_put_aside(session: AsyncSession, *, from_day: date) -> list[CopyPutAside]:
@@ -125,14 +151,18 @@ async def send_overdue_report(ctx: dict[str, Any]) -> str:
         if not await reports.start_overdue_report(today):
             return "already sent"
         notifications = NotificationService(session)
-        due = await borrowings_due_by(session, today + timedelta(days=1))
-        for row in due:
-            await notifications.record("overdue", overdue_borrowing(row, today=today))
+        due = 0
+        # Still one transaction (the report is sent whole or not at all, once a day), but
+        # read in chunks: memory holds one chunk, whatever the number of loans due.
+        async for chunk in _chunks_due_by(session, today + timedelta(days=1)):
+            for row in chunk:
+                await notifications.record("overdue", overdue_borrowing(row, today=today))
+            due += len(chunk)
         if not due:
             await notifications.record("overdue", NO_OVERDUE)
         put_aside = await holds_put_aside(session, from_day=today)
         if put_aside:
             await notifications.record("holds", copies_put_aside(put_aside, today=today))
-        await reports.finish_overdue_report(today, len(due))
-    logger.info("report for %s: %d borrowing(s), %d hold(s)", today, len(due), len(put_aside))
-    return f"{len(due)} borrowing(s), {len(put_aside)} hold(s)"
+        await reports.finish_overdue_report(today, due)
+    logger.info("report for %s: %d borrowing(s), %d hold(s)", today, due, len(put_aside))
+    return f"{due} borrowing(s), {len(put_aside)} hold(s)"

@@ -41,6 +41,16 @@ class Notification(Base):
         Index("ix_notifications_pending_id", "id", postgresql_where="status = 'PENDING'"),
         # /metrics counts the FAILED messages on every scrape.
         Index("ix_notifications_failed_id", "id", postgresql_where="status = 'FAILED'"),
+        # The admin's search: the text or the last error contains the term (ILIKE '%…%').
+        *(
+            Index(
+                f"ix_notifications_{column}_trgm",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+            )
+            for column in ("text", "last_error")
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

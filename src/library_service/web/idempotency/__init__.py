@@ -31,11 +31,16 @@ from __future__ import annotations
 
 from library_service.web.idempotency.middleware import install_idempotency
 from library_service.web.idempotency.route import IDEMPOTENT_RESPONSES, idempotent
-from library_service.web.idempotency.store import PURGE_EXPIRED, purge_expired_keys
+from library_service.web.idempotency.store import (
+    PURGE_EXPIRED,
+    expired_keys_batch,
+    purge_expired_keys,
+)
 
 __all__ = [
     "IDEMPOTENT_RESPONSES",
     "PURGE_EXPIRED",
+    "expired_keys_batch",
     "idempotent",
     "install_idempotency",
     "purge_expired_keys",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Delete, and_, delete, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Scope
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 # than any request can run (Stripe's and the database's timeouts are far shorter).
 LEASE = timedelta(seconds=60)
 PURGE_EXPIRED = "idempotency.purge_expired"
+PURGE_BATCH = 1_000  # keys deleted per statement (its own transaction)
+PURGE_BATCHES = 20  # statements per hourly run; what is left waits for the next run
 
 # Answers a retry may not get again: credentials, timing and outages.
 _UNSTORED_STATUSES = frozenset({401, 408, 409, 429})
@@ -198,14 +200,35 @@ def _claim_statement(
     ).returning(IdempotencyKey.owner)
 
 
+def expired_keys_batch(now: datetime, *, limit: int = PURGE_BATCH) -> Delete:
+    """Delete up to `limit` keys expired by `now`, oldest first (through the expiry index);
+    a key claimed again meanwhile has a new expiry and stays."""
+    oldest = (
+        select(IdempotencyKey.user_id, IdempotencyKey.key)
+        .where(IdempotencyKey.expires_at <= now)
+        .order_by(IdempotencyKey.expires_at)
+        .limit(limit)
+    )
+    return delete(IdempotencyKey).where(
+        tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_(oldest),
+        IdempotencyKey.expires_at <= now,
+    )
+
+
 async def purge_expired_keys(ctx: dict[str, Any]) -> int:
-    """Worker cron: delete the keys past their expiry (they answer nothing any more)."""
+    """Worker cron: delete the keys past their expiry (they answer nothing any more), in
+    batches of PURGE_BATCH, each its own short transaction, at most PURGE_BATCHES a run:
+    a backlog larger than that waits for the next hourly run instead of one long delete."""
     db: Database = ctx["db"]
-    async with db.autocommit_engine.begin() as connection:
-        purged = await connection.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.expires_at <= clock.now())
-        )
-    count: int = purged.rowcount
+    now = clock.now()
+    count = 0
+    for _ in range(PURGE_BATCHES):
+        async with db.autocommit_engine.begin() as connection:
+            batch = expired_keys_batch(now, limit=PURGE_BATCH)
+            purged: int = (await connection.execute(batch)).rowcount
+        count += purged
+        if purged < PURGE_BATCH:
+            break
     if count:
         logger.info("purged %d expired idempotency keys", count)
     return count
