@@ -53,6 +53,7 @@ def _riding_out_database_outages(job: Job, *, retry: bool) -> WorkerCoroutine:
     @functools.wraps(job)
     async def run(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
         outage: Outage = ctx["database_outage"]
+        _provide_services(ctx)
         try:
             result = await job(ctx, *args, **kwargs)
         except Exception as exc:
@@ -67,6 +68,15 @@ def _riding_out_database_outages(job: Job, *, retry: bool) -> WorkerCoroutine:
         return result
 
     return run
+
+
+def _provide_services(ctx: dict[Any, Any]) -> None:
+    """The jobs' services (the composition root), over the Redis connection of the arq
+    Worker running them: the supervisor starts a new one, with a new connection, after an
+    outage."""
+    services: Services | None = ctx.get("services")
+    if services is None or services.queue is not ctx["redis"]:
+        ctx["services"] = Services(ctx["settings"], ctx["db"], ctx["redis"], ctx["stripe"])
 
 
 def _job(job: Job) -> WorkerCoroutine:
@@ -101,7 +111,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["db"] = Database.connect(settings.DATABASE_URL, settings, pool_size=10)
     ctx["database_outage"] = Outage("PostgreSQL")
     ctx["stripe"] = StripeGateway(settings)
-    ctx["services"] = Services(settings, ctx["db"], ctx["redis"], ctx["stripe"])
     ctx["telegram"] = TelegramClient(settings)
     if not ctx["telegram"].configured:
         logger.info("TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID unset: staff messages go to this log")
