@@ -26,7 +26,9 @@ from library_service.borrowings.errors import (
     FeeChangedError,
     InvalidExtensionDateError,
     InvalidReturnDateError,
+    LendingForOthersError,
     LoanLimitReachedError,
+    MemberInactiveError,
     ReturnDateTooFarError,
     UnpaidFinesError,
 )
@@ -95,6 +97,23 @@ class BorrowFacts:
 class ExtensionFacts:
     standing: Standing
     others_waiting: bool  # another member's hold waits for this book
+
+
+def borrower_of(actor_id: int, *, actor_is_staff: bool, named: int | None) -> int:
+    """Whom a loan is for: the caller, or the member staff name at the desk (a member may
+    name only themselves)."""
+    if named is None or named == actor_id:
+        return actor_id
+    if not actor_is_staff:
+        raise LendingForOthersError
+    return named
+
+
+def check_member_active(is_active: bool) -> None:
+    """Nothing is lent to a deactivated account (a member's own request cannot even be
+    made: their tokens ended with it)."""
+    if not is_active:
+        raise MemberInactiveError
 
 
 def check_return_date(expected: date, *, today: date, settings: Settings) -> None:

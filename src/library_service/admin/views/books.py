@@ -15,8 +15,9 @@ from starlette_admin import (
     StringField,
     TextAreaField,
 )
+from starlette_admin.flash import flash
 
-from library_service.admin.desk import Desk
+from library_service.admin.desk import Desk, signed_in_staff
 from library_service.admin.views.base import DeskView, for_each_row, refused_form, validated
 from library_service.books.errors import IsbnTakenError
 from library_service.books.schemas import BookCreate, BookPatch
@@ -82,7 +83,7 @@ class BookView(DeskView):
     async def create(self, request: Request, data: dict[str, Any]) -> Any:
         book = validated(BookCreate, data)
         try:
-            return await self.desk.books().create_book(book)
+            return await self.desk.books().create_book(book, staff_id=signed_in_staff(request).id)
         except IsbnTakenError as exc:
             raise refused_form(request, exc, field="isbn") from exc
         except AppError as exc:
@@ -96,12 +97,27 @@ class BookView(DeskView):
         if isinstance(shown, str) and shown.isdigit() and int(shown) == changes["inventory"]:
             del changes["inventory"]
         try:
-            return await self.desk.books().update_book(int(pk), BookPatch(**changes))
+            updated = await self.desk.books().update_book(
+                int(pk), BookPatch(**changes), staff_id=signed_in_staff(request).id
+            )
         except IsbnTakenError as exc:
             raise refused_form(request, exc, field="isbn") from exc
         except AppError as exc:
             raise refused_form(request, exc) from exc
+        if updated.copies_to_holds:
+            flash(
+                request,
+                f"{updated.copies_to_holds} of the copies added went to members waiting: "
+                "their holds are READY to be collected (see the book's queue).",
+                "info",
+            )
+        return updated.book
 
     async def delete(self, request: Request, pks: Sequence[Any]) -> int:
         """Each book through BookService.delete_book: one on loan or with a history stays."""
-        return await for_each_row(pks, self.desk.books().delete_book, done="deleted")
+        books, staff_id = self.desk.books(), signed_in_staff(request).id
+
+        async def delete(book_id: int) -> None:
+            await books.delete_book(book_id, staff_id=staff_id)
+
+        return await for_each_row(pks, delete, done="deleted")
