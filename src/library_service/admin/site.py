@@ -20,7 +20,9 @@ from library_service.admin.auth import (
     StaffAuthProvider,
 )
 from library_service.admin.desk import ADMIN_PATH, Desk
+from library_service.admin.views.activity import TARGET_VIEWS, ActivityView
 from library_service.admin.views.books import BookView
+from library_service.admin.views.checkout import CheckoutView
 from library_service.admin.views.circulation import BorrowingView, PaymentView, loan_state
 from library_service.admin.views.holds import HoldView
 from library_service.admin.views.members import MemberView
@@ -73,15 +75,19 @@ def install_admin(app: FastAPI, settings: Settings) -> None:
         ],
     )
     for view in (
+        CheckoutView(desk),
         BookView(desk),
         MemberView(desk),
         BorrowingView(desk),
         HoldView(desk),
         PaymentView(desk),
         StaffMessageView(desk),
+        ActivityView(desk),
     ):
         admin.add_view(view)
     admin.templates.env.globals["loan_state"] = lambda borrowing: loan_state(
         borrowing, clock.today(settings.timezone)
     )
+    admin.templates.env.globals["timezone"] = settings.timezone
+    admin.templates.env.globals["target_views"] = TARGET_VIEWS
     admin.mount_to(app)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 from library_service.audit.errors import InvalidDateRangeError
 from library_service.audit.repository import AuditRepository, AuditRow
 from library_service.audit.schemas import AuditFilters
+from library_service.core import clock
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.pagination import PageParams
@@ -24,9 +25,9 @@ class AuditService:
         if filters.since and filters.until and filters.since > filters.until:
             raise InvalidDateRangeError
         zone = self.settings.timezone
-        since = datetime.combine(filters.since, time(), zone) if filters.since else None
+        since = clock.start_of(filters.since, zone) if filters.since else None
         before = None
         if filters.until is not None:
-            before = datetime.combine(filters.until + timedelta(days=1), time(), zone)
+            before = clock.start_of(filters.until + timedelta(days=1), zone)
         async with self.uow.read() as session:
             return await AuditRepository(session).list(filters, page, since=since, before=before)

@@ -74,8 +74,38 @@ def days_late(loan: LoanDates, *, today: date) -> int:
     return (today - loan.expected_return_date).days
 
 
+def is_due_on(loan: LoanDates, *, day: date) -> bool:
+    """Still out, and due back on `day` (the desk's "returns due today")."""
+    return loan.actual_return_date is None and loan.expected_return_date == day
+
+
+def due_on_clause(*, day: date) -> ColumnElement[bool]:
+    return and_(Borrowing.actual_return_date.is_(None), Borrowing.expected_return_date == day)
+
+
 def can_return(loan: LoanDates) -> bool:
     return loan.actual_return_date is None
+
+
+class ExtendableLoan(LoanDates, Protocol):
+    @property
+    def extensions(self) -> int: ...
+
+
+def may_extend(loan: ExtendableLoan, *, today: date, settings: Settings) -> bool:
+    """What the loan alone tells of `check_can_extend`: still out, not overdue, extended
+    fewer than MAX_EXTENSIONS times (the desk's Extend button; the service checks the
+    queue and the member's fines as well)."""
+    return (
+        can_return(loan)
+        and not is_overdue(loan, today=today)
+        and loan.extensions < settings.MAX_EXTENSIONS
+    )
+
+
+def desk_due_date(*, today: date, settings: Settings) -> date:
+    """The due date the desk offers: DEFAULT_LOAN_DAYS ahead, within MAX_BORROW_DAYS."""
+    return today + timedelta(days=min(settings.DEFAULT_LOAN_DAYS, settings.MAX_BORROW_DAYS))
 
 
 @dataclass(frozen=True, slots=True)

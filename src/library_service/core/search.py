@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, func, or_
 from sqlalchemy.orm import QueryableAttribute
+
+from library_service.models import User
 
 
 def contains_pattern(term: str) -> str:
@@ -20,3 +22,9 @@ def text_search(
     """Any of `columns` contains `term`, in any case."""
     pattern = contains_pattern(term)
     return or_(*(column.ilike(pattern, escape="\\") for column in columns))
+
+
+def member_search(term: str) -> ColumnElement[bool]:
+    """A member whose email or full name ("First Last") contains `term`: "Rita Reader",
+    "reader" and "rita@" all find Rita Reader."""
+    return text_search(term, User.email, func.concat_ws(" ", User.first_name, User.last_name))

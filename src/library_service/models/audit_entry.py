@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,9 +17,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from library_service.models.base import Base
+
+if TYPE_CHECKING:
+    from library_service.models.user import User
 
 
 class AuditEntry(Base):
@@ -55,3 +58,5 @@ class AuditEntry(Base):
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
     reason: Mapped[str | None] = mapped_column(Text)
+
+    actor: Mapped[User] = relationship(lazy="raise")

@@ -23,6 +23,7 @@ from library_service.models.base import Base
 
 if TYPE_CHECKING:
     from library_service.models.borrowing import Borrowing
+    from library_service.models.user import User
 
 
 class PaymentStatus(enum.StrEnum):
@@ -85,3 +86,4 @@ class Payment(Base):
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
 
     borrowing: Mapped[Borrowing] = relationship(lazy="raise", back_populates="payments")
+    recorder: Mapped[User | None] = relationship(lazy="raise", foreign_keys=[recorded_by])

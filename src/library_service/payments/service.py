@@ -145,6 +145,16 @@ class PaymentService:
         text = rules.waiver_reason(reason)
         return await self._settle_at_desk(payment_id, staff, PaymentMethod.WAIVED, reason=text)
 
+    async def send_payment_link(self, payment_id: int, staff: AuthUser) -> Payment:
+        """The desk sends a member the checkout link of a payment still owed: the payment,
+        whose `session_url` the desk shows to hand over.
+
+        The one place where the member notice carrying the link is to be recorded, once
+        member notices exist (in a write phase here, so it commits with nothing else)."""
+        payment = await self.get_payment(payment_id, staff)
+        rules.check_still_owed(payment)
+        return payment
+
     async def _settle_at_desk(
         self, payment_id: int, staff: AuthUser, method: PaymentMethod, *, reason: str | None
     ) -> Payment:

@@ -42,6 +42,12 @@ class DeskView(ModelView):
     def can_import(self, request: Request) -> bool:
         return False
 
+    def use_row_action_forms(self, **builders: Callable[[Request, Any], str]) -> None:
+        """Row actions whose modal form is built for each row by the view (a form that
+        names the row, or offers a value from the settings)."""
+        for name, build in builders.items():
+            self._row_actions[name] = {**self._row_actions[name], "form": build}  # type: ignore[dict-item]
+
     async def handle_row_action(self, request: Request, pk: Any, name: str) -> Response | None:
         try:
             return await super().handle_row_action(request, pk, name)

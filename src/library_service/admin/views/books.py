@@ -16,16 +16,20 @@ from starlette_admin import (
     TextAreaField,
 )
 from starlette_admin.flash import flash
+from starlette_admin.types import RequestAction
 
 from library_service.admin.desk import Desk, signed_in_staff
 from library_service.admin.views.base import DeskView, for_each_row, refused_form, validated
+from library_service.audit.schemas import AuditFilters
 from library_service.books.errors import IsbnTakenError
 from library_service.books.schemas import BookCreate, BookPatch
 from library_service.core.errors import AppError
+from library_service.core.pagination import PageParams
 from library_service.core.search import text_search
 from library_service.models import Book, Cover
 
 INVENTORY_SHOWN = "_inventory_shown"  # the copies the edit form was opened with
+HISTORY_ROWS = 50  # a book's page lists this many of its latest staff actions
 
 
 class BookView(DeskView):
@@ -34,6 +38,7 @@ class BookView(DeskView):
     display_name = "Book"
     icon = "fa fa-book"
     edit_template = "admin/book_edit.html"
+    detail_template = "admin/book_detail.html"
     fields = [
         IntegerField("id", label="#", exclude_from_create=True, exclude_from_edit=True),
         StringField("title", required=True, maxlength=255),
@@ -79,6 +84,21 @@ class BookView(DeskView):
 
     async def repr(self, obj: Any, request: Request) -> str:
         return f"«{obj.title}»"
+
+    async def find_by_pk(self, request: Request, pk: Any) -> Any:
+        book = await super().find_by_pk(request, pk)
+        if book is not None and request.state.action == RequestAction.DETAIL:
+            desk = self.desk.figures()
+            activity, activity_count = await self.desk.audit().list_entries(
+                AuditFilters(book_id=book.id), PageParams(limit=HISTORY_ROWS, offset=0)
+            )
+            request.state.book_standing = {
+                "loans": await desk.loans_of_book(book.id),
+                "queue": await desk.queue_of_book(book.id),
+                "activity": activity,
+                "activity_count": activity_count,
+            }
+        return book
 
     async def create(self, request: Request, data: dict[str, Any]) -> Any:
         book = validated(BookCreate, data)
