@@ -1,5 +1,7 @@
-"""the desk: payments settled in cash or waived (method, recorded_by, status WAIVED), and
-the append-only audit log of staff actions
+"""the desk: payments paid in cash or waived, and the append-only audit log
+
+Payments gain `method` (card, cash, waived), `recorded_by` and the status WAIVED;
+`audit_log` records every staff action, and a trigger refuses to change or delete a row.
 
 Revision ID: 7d3e9a1c5b20
 Revises: 2a1bc8045232

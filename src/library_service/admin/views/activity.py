@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import Select, or_, select
 from starlette.requests import Request
-from starlette_admin import DateTimeField, EnumField, HasOne, IntegerField, JSONField, StringField
+from starlette_admin import DateTimeField, EnumField, IntegerField, JSONField, StringField
 
 from library_service.admin.desk import Desk
-from library_service.admin.views.base import DATETIME, ReadOnlyDeskView
+from library_service.admin.views.base import DATETIME, NamedHasOne, ReadOnlyDeskView
 from library_service.core.audit import AuditAction, AuditTarget
 from library_service.core.search import member_search, text_search
 from library_service.models import AuditEntry
@@ -66,7 +66,7 @@ class ActivityView(ReadOnlyDeskView):
     fields = [
         IntegerField("id", label="#"),
         DateTimeField("created_at", label="When", output_format=DATETIME),
-        HasOne("actor", key="members", label="Staff"),
+        NamedHasOne("actor", key="members", label="Staff"),
         EnumField(
             "action",
             choices=[(action.value, label) for action, label in ACTION_LABELS.items()],

@@ -18,7 +18,6 @@ from starlette_admin import (
     DateTimeField,
     DecimalField,
     EnumField,
-    HasOne,
     IntegerField,
     StringField,
     URLField,
@@ -34,6 +33,7 @@ from library_service.admin.desk import Desk, signed_in_staff
 from library_service.admin.views.base import (
     DATE,
     DATETIME,
+    NamedHasOne,
     ReadOnlyDeskView,
     refusal_fails_action,
 )
@@ -122,8 +122,8 @@ class BorrowingView(ReadOnlyDeskView):
     def __init__(self, desk: Desk) -> None:
         self.fields = [
             IntegerField("id", label="#"),
-            HasOne("user", key="members", label="Member"),
-            HasOne("book", key="books", label="Book"),
+            NamedHasOne("user", key="members", label="Member"),
+            NamedHasOne("book", key="books", label="Book"),
             DateField("borrow_date", label="Borrowed", output_format=DATE),
             DateField("expected_return_date", label="Due", output_format=DATE),
             DateField(
@@ -311,7 +311,7 @@ class PaymentView(ReadOnlyDeskView):
     list_template = "admin/list_with_tabs.html"
     fields = [
         IntegerField("id", label="#"),
-        HasOne("borrowing", key="borrowings", label="Borrowing"),
+        NamedHasOne("borrowing", key="borrowings", label="Borrowing"),
         StringField(
             "member",
             label="Member",
@@ -333,11 +333,19 @@ class PaymentView(ReadOnlyDeskView):
             list_template="admin/fields/money.html",
             detail_template="admin/fields/money.html",
         ),
-        EnumField("method", enum=PaymentMethod, label="Paid by"),
+        EnumField(
+            "method",
+            choices=[
+                (PaymentMethod.CARD.value, "Card"),
+                (PaymentMethod.CASH.value, "Cash"),
+                (PaymentMethod.WAIVED.value, "Waived"),
+            ],
+            label="Paid by",
+        ),
         URLField("session_url", label="Checkout link", exclude_from_list=True),
         DateTimeField("created_at", label="Created", output_format=DATETIME),
         DateTimeField("paid_at", label="Paid", exclude_from_list=True, output_format=DATETIME),
-        HasOne("recorder", key="members", label="Recorded by", exclude_from_list=True),
+        NamedHasOne("recorder", key="members", label="Recorded by", exclude_from_list=True),
     ]
     sortable_fields = ["id", "type", "status", "money_to_pay", "created_at"]
     fields_default_sort = [("id", True)]

@@ -10,13 +10,19 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import or_
 from starlette.requests import Request
-from starlette_admin import DateField, DateTimeField, EnumField, HasOne, IntegerField, row_action
+from starlette_admin import DateField, DateTimeField, EnumField, IntegerField, row_action
 from starlette_admin.exceptions import ActionFailed
 from starlette_admin.flash import flash
 from starlette_admin.helpers import detail_url
 
 from library_service.admin.desk import Desk, signed_in_staff
-from library_service.admin.views.base import DATE, DATETIME, ReadOnlyDeskView, refusal_fails_action
+from library_service.admin.views.base import (
+    DATE,
+    DATETIME,
+    NamedHasOne,
+    ReadOnlyDeskView,
+    refusal_fails_action,
+)
 from library_service.borrowings import rules as loan_rules
 from library_service.borrowings.schemas import BorrowingCreate
 from library_service.core import clock
@@ -33,8 +39,8 @@ class HoldView(ReadOnlyDeskView):
     list_template = "admin/list_with_tabs.html"
     fields = [
         IntegerField("id", label="#"),
-        HasOne("user", key="members", label="Member"),
-        HasOne("book", key="books", label="Book"),
+        NamedHasOne("user", key="members", label="Member"),
+        NamedHasOne("book", key="books", label="Book"),
         EnumField(
             "status",
             enum=HoldStatus,

@@ -25,6 +25,18 @@ from library_service.core.search import text_search
 from library_service.models import Notification, NotificationStatus
 
 QUEUED = "queued to be sent again"
+# What each kind of message is about, as the list shows it.
+KINDS = {
+    "borrowing_created": "New borrowing",
+    "borrowing_extended": "Loan extended",
+    "borrowing_returned": "Return",
+    "hold_ready": "Hold ready",
+    "hold_expired": "Hold expired",
+    "hold_cancelled": "Hold cancelled",
+    "overdue": "Overdue report",
+    "holds": "Holds report",
+    "payment_paid": "Payment received",
+}
 
 
 class StaffMessageView(ReadOnlyDeskView):
@@ -35,7 +47,13 @@ class StaffMessageView(ReadOnlyDeskView):
     list_template = "admin/list_with_tabs.html"
     fields = [
         IntegerField("id", label="#"),
-        StringField("kind"),
+        StringField(
+            "kind",
+            read_only=True,
+            getter=lambda request, message: KINDS.get(
+                message.kind, message.kind.replace("_", " ").capitalize()
+            ),
+        ),
         EnumField(
             "status",
             enum=NotificationStatus,
