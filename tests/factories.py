@@ -310,6 +310,7 @@ class Factory:
                 type=type,
                 status=status,
                 money_to_pay=Decimal(amount),
+                method="waived" if status == "WAIVED" else None,
             )
             session.add(payment)
         return payment
