@@ -13,6 +13,7 @@ from sqlalchemy import select
 from library_service.core import clock
 from library_service.models import Borrowing
 from tests.admin.conftest import STAFF_EMAIL, STAFF_PASSWORD, csrf_token, http_sign_in
+from tests.factories import audit_entries
 
 
 async def test_a_member_form_offers_no_save_and_add_another(admin_http, staff, factory):
@@ -138,3 +139,17 @@ async def test_staff_messages_show_what_they_are_about(admin_http, staff, rows):
     page = await admin_http.get("/admin/messages/list")
     assert "New borrowing" in page.text
     assert "borrowing_created" not in page.text
+
+
+async def test_a_message_sent_again_is_on_record(admin_http, staff, rows, db):
+    message_id = await rows.failed_message()
+    await http_sign_in(admin_http, STAFF_EMAIL, STAFF_PASSWORD)
+    token = csrf_token((await admin_http.get("/admin/messages/list")).text)
+    url = f"/admin/_api/messages/row-action?name=send_again&pk={message_id}"
+    assert (await admin_http.post(url, headers={"X-CSRFToken": token})).status_code == 200
+    [entry] = await audit_entries(db)
+    assert (entry.actor_id, entry.action, entry.target_id) == (
+        staff.id,
+        "message.send_again",
+        message_id,
+    )

@@ -99,3 +99,28 @@ async def test_staff_read_the_record_with_filters_and_pages(client, factory, db)
         await client.get("/api/audit/", headers=factory.auth(member)), 403, "permission_denied"
     )
     assert (await client.get("/api/audit/?action=nonsense", headers=headers)).status_code == 422
+
+
+async def test_holds_cancelled_and_links_renewed_for_a_member_are_recorded(
+    client, factory, db, sandbox, frozen_today
+):
+    staff, member = await factory.staff(), await factory.member()
+    book = await factory.book(inventory=0)
+    hold = await factory.hold(member, book)
+    cancelled = await client.post(f"/api/holds/{hold.id}/cancel/", headers=factory.auth(staff))
+    assert cancelled.status_code == 200, cancelled.text
+    _, borrowing = await factory.borrowed(client, member=member)
+    fee = borrowing["payments"][0]
+    sandbox.mark_expired(fee["session_id"])
+    renewed = await factory.renew(client, staff, fee["id"])
+    assert renewed.status_code == 200, renewed.text
+    entries = await audit_entries(db)
+    assert [(e.action, e.target_id, e.member_id) for e in entries] == [
+        ("hold.cancel", hold.id, member.id),
+        ("payment.renew", fee["id"], member.id),
+    ]
+    assert entries[0].changes == {"status": ["WAITING", "CANCELLED"]}
+    # The member's own cancellations and renewals are not staff actions.
+    own = await factory.hold(member, await factory.book(inventory=0))
+    await client.post(f"/api/holds/{own.id}/cancel/", headers=factory.auth(member))
+    assert len(await audit_entries(db)) == 2

@@ -281,3 +281,15 @@ async def test_a_waiver_of_a_fine_recorded_without_a_session(
     response = await waive(client, factory, staff, fine["id"], reason="Stripe was down")
     assert response.status_code == 200, response.text
     assert (await fetch(db, Payment, fine["id"])).status == "WAIVED"
+
+
+async def test_a_waived_payments_link_tells_the_member_there_is_nothing_to_pay(
+    client, factory, staff, payment
+):
+    assert (await waive(client, factory, staff, payment["id"])).status_code == 200
+    page = await client.get(
+        f"/api/payments/cancel/?session_id={payment['session_id']}",
+        headers={"Accept": "text/html"},
+    )
+    assert page.status_code == 200
+    assert "The library waived this payment" in page.text
