@@ -93,8 +93,12 @@ async def test_create_search_and_edit_a_book(signed_in, admin_url, rows):
     await page.get_by_label("Daily fee (USD)").fill("1.25")
     await page.get_by_role("button", name="Save", exact=True).click()
     await expect(page.locator(ALERT)).to_contain_text("was added successfully")
-
     [book] = await rows.all(select(Book))
+    # The new book is shown on its own page, not somewhere in the catalogue's list.
+    assert page.url.startswith(f"{admin_url}/books/detail?pk={book.id}")
+    title = page.get_by_role("cell", name="The Master and Margarita", exact=True)
+    await expect(title).to_be_visible()
+
     assert (book.title, book.isbn, book.cover, book.inventory, book.daily_fee) == (
         "The Master and Margarita",
         "9780141180144",
@@ -103,6 +107,7 @@ async def test_create_search_and_edit_a_book(signed_in, admin_url, rows):
         Decimal("1.25"),
     )
 
+    await page.goto(f"{admin_url}/books/list")
     await page.get_by_placeholder("Search").fill("978-0-14-118014")
     await page.get_by_placeholder("Search").press("Enter")
     await expect(page.locator("tbody tr")).to_have_count(1)

@@ -10,8 +10,13 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.status import HTTP_303_SEE_OTHER
 from starlette_admin.contrib.sqla import Admin
+from starlette_admin.helpers import detail_url
 from starlette_admin.i18n import TimezoneConfig
+from starlette_admin.routing import route
 
 from library_service.admin.auth import (
     SESSION_COOKIE,
@@ -47,12 +52,30 @@ class _ReadSessions(async_sessionmaker[AsyncSession]):
         return self._app.state.db.autocommit_sessionmaker(**local_kw)  # type: ignore[no-any-return]
 
 
+class DeskAdmin(Admin):
+    """starlette-admin's Admin, but a row just added with the plain Save button is shown
+    on its own page (starlette-admin goes back to the list, where a new book may sit on
+    another page of the catalogue)."""
+
+    @route("/{key}/create", methods=["GET", "POST"], name="create")
+    async def _render_create(self, request: Request) -> Response:
+        response: Response = await super()._render_create(request)
+        created = getattr(request.state, "created_pk", None)
+        if created is None or response.status_code != HTTP_303_SEE_OTHER:
+            return response
+        form = await request.form()
+        if "_continue_editing" in form or "_add_another" in form:
+            return response
+        key = request.path_params["key"]
+        return RedirectResponse(detail_url(request, key, created), status_code=HTTP_303_SEE_OTHER)
+
+
 def install_admin(app: FastAPI, settings: Settings) -> None:
     """Serve the admin at /admin, in the API's own process."""
     # starlette-admin logs every page it renders at INFO; the API's access log has them.
     logging.getLogger("starlette_admin").setLevel(logging.WARNING)
     desk = Desk(app)
-    admin = Admin(
+    admin = DeskAdmin(
         _ReadSessions(app),
         title="Library desk",
         base_url=ADMIN_PATH,

@@ -121,11 +121,15 @@ class BookView(DeskView):
     async def create(self, request: Request, data: dict[str, Any]) -> Any:
         book = validated(BookCreate, data)
         try:
-            return await self.desk.books().create_book(book, staff_id=signed_in_staff(request).id)
+            created = await self.desk.books().create_book(
+                book, staff_id=signed_in_staff(request).id
+            )
         except IsbnTakenError as exc:
             raise refused_form(request, exc, field="isbn") from exc
         except AppError as exc:
             raise refused_form(request, exc) from exc
+        request.state.created_pk = created.id  # shown on its own page next (DeskAdmin)
+        return created
 
     async def edit(self, request: Request, pk: Any, data: dict[str, Any]) -> Any:
         changes = validated(BookCreate, data).model_dump()
