@@ -239,6 +239,7 @@ async def test_send_a_failed_message_again(signed_in, admin_url, rows, app):
     message_id = await rows.failed_message()
     page = await signed_in()
     await page.locator("#failed-messages").click()
+    await page.wait_for_url("**/messages/list?**")  # loaded: its scripts bind the buttons
     failed = page.locator("tbody tr")
     await expect(failed).to_have_count(1)
     await expect(failed.first.locator(".status-failed")).to_be_visible()
