@@ -12,8 +12,10 @@ from sqlalchemy import ColumnElement, Label, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.borrowings import rules as loan_rules
+from library_service.core.audit import AuditAction
 from library_service.core.money import to_cents
 from library_service.models import (
+    AuditEntry,
     Book,
     Borrowing,
     Hold,
@@ -40,6 +42,8 @@ class DeskFigures:
     unpaid_fines_amount: Decimal
     cash_today: int
     cash_today_amount: Decimal
+    waived_today: int  # reported apart: waived, not collected
+    waived_today_amount: Decimal
     failed_messages: int
 
 
@@ -126,6 +130,16 @@ class DeskRepository:
                 Payment.method == PaymentMethod.CASH.value,
                 Payment.paid_at >= day_began,
             ),
+            *_count_and_sum(
+                "waived_today",
+                Payment.method == PaymentMethod.WAIVED.value,
+                Payment.id.in_(
+                    select(AuditEntry.target_id).where(
+                        AuditEntry.action == AuditAction.PAYMENT_WAIVE.value,
+                        AuditEntry.created_at >= day_began,
+                    )
+                ),
+            ),
             select(func.count())
             .where(Notification.status == NotificationStatus.FAILED.value)
             .scalar_subquery()
@@ -143,6 +157,8 @@ class DeskRepository:
             unpaid_fines_amount=to_cents(Decimal(row.unpaid_fines_amount)),
             cash_today=row.cash_today,
             cash_today_amount=to_cents(Decimal(row.cash_today_amount)),
+            waived_today=row.waived_today,
+            waived_today_amount=to_cents(Decimal(row.waived_today_amount)),
             failed_messages=row.failed_messages,
         )
 
