@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 from alembic.config import Config
@@ -19,6 +20,7 @@ from alembic.script import ScriptDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 SQUAWK = str(Path(sys.executable).with_name("squawk"))
+CONFIG_EXCLUDED = tomllib.loads((ROOT / ".squawk.toml").read_text())["excluded_rules"]
 IGNORE = re.compile(r"^# squawk-ignore: ([\w, -]+?) - ", re.MULTILINE)
 
 
@@ -45,8 +47,8 @@ def main() -> int:
             sql = Path(folder) / (Path(revision.path).stem + ".sql")
             sql.write_text(render(config, revision.down_revision, revision.revision))  # type: ignore[arg-type]
             argv = [SQUAWK, "--config", str(ROOT / ".squawk.toml"), str(sql)]
-            if ignored:
-                argv.append("--exclude=" + ",".join(ignored))
+            if ignored:  # --exclude replaces the config's excluded rules: name them again
+                argv.append("--exclude=" + ",".join([*CONFIG_EXCLUDED, *ignored]))
             failed |= subprocess.run(argv, check=False).returncode  # noqa: S603
     return failed
 

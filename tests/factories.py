@@ -37,6 +37,7 @@ from library_service.core.db import Database
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.holds.tasks import expire_uncollected_holds
 from library_service.models import (
+    AuditEntry,
     Book,
     Borrowing,
     Hold,
@@ -312,6 +313,7 @@ class Factory:
                 type=type,
                 status=status,
                 money_to_pay=Decimal(amount),
+                method="waived" if status == "WAIVED" else None,
             )
             session.add(payment)
         return payment
@@ -458,6 +460,15 @@ async def notification_texts(db: Database, kind: str | None = None) -> list[str]
     statement = select(Notification.text).order_by(Notification.id)
     if kind is not None:
         statement = statement.where(Notification.kind == kind)
+    async with db.sessionmaker() as session:
+        return list((await session.scalars(statement)).all())
+
+
+async def audit_entries(db: Database, action: str | None = None) -> list[AuditEntry]:
+    """The record of staff actions, oldest first (of one `action`, if given)."""
+    statement = select(AuditEntry).order_by(AuditEntry.id)
+    if action is not None:
+        statement = statement.where(AuditEntry.action == action)
     async with db.sessionmaker() as session:
         return list((await session.scalars(statement)).all())
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from library_service.admin.site import install_admin
+from library_service.audit.router import router as audit_router
 from library_service.books.router import router as books_router
 from library_service.borrowings.router import router as borrowings_router
 from library_service.core.config import Settings, get_settings
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(holds_router)
     app.include_router(payments_router)
     app.include_router(notices_router)
+    app.include_router(audit_router)
     _add_service_routes(app)
     install_dated_examples(app, settings)
     install_docs(app)

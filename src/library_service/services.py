@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from library_service.admin.service import DeskService
+from library_service.audit.service import AuditService
 from library_service.books.service import BookService
 from library_service.borrowings.service import BorrowingService
 from library_service.core.config import Settings
@@ -85,6 +86,9 @@ class Services:
     def staff_messages(self, uow: UnitOfWork) -> StaffMessageService:
         return StaffMessageService(uow)
 
+    def audit(self, uow: UnitOfWork) -> AuditService:
+        return AuditService(uow, settings=self.settings)
+
     def desk(self, uow: UnitOfWork) -> DeskService:
         return DeskService(uow, settings=self.settings)
 
@@ -139,6 +143,11 @@ async def get_payment_service(
     return services.payments(uow, base_url=request_base_url(request))
 
 
+async def get_audit_service(services: ServicesDep, uow: UnitOfWorkDep) -> AuditService:
+    return services.audit(uow)
+
+
+AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 NoticeServiceDep = Annotated[MemberInbox, Depends(get_notice_service)]
 BookServiceDep = Annotated[BookService, Depends(get_book_service)]

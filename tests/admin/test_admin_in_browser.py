@@ -93,8 +93,12 @@ async def test_create_search_and_edit_a_book(signed_in, admin_url, rows):
     await page.get_by_label("Daily fee (USD)").fill("1.25")
     await page.get_by_role("button", name="Save", exact=True).click()
     await expect(page.locator(ALERT)).to_contain_text("was added successfully")
-
     [book] = await rows.all(select(Book))
+    # The new book is shown on its own page, not somewhere in the catalogue's list.
+    assert page.url.startswith(f"{admin_url}/books/detail?pk={book.id}")
+    title = page.get_by_role("cell", name="The Master and Margarita", exact=True)
+    await expect(title).to_be_visible()
+
     assert (book.title, book.isbn, book.cover, book.inventory, book.daily_fee) == (
         "The Master and Margarita",
         "9780141180144",
@@ -103,6 +107,7 @@ async def test_create_search_and_edit_a_book(signed_in, admin_url, rows):
         Decimal("1.25"),
     )
 
+    await page.goto(f"{admin_url}/books/list")
     await page.get_by_placeholder("Search").fill("978-0-14-118014")
     await page.get_by_placeholder("Search").press("Enter")
     await expect(page.locator("tbody tr")).to_have_count(1)
@@ -234,6 +239,7 @@ async def test_send_a_failed_message_again(signed_in, admin_url, rows, app):
     message_id = await rows.failed_message()
     page = await signed_in()
     await page.locator("#failed-messages").click()
+    await page.wait_for_url("**/messages/list?**")  # loaded: its scripts bind the buttons
     failed = page.locator("tbody tr")
     await expect(failed).to_have_count(1)
     await expect(failed.first.locator(".status-failed")).to_be_visible()

@@ -58,6 +58,15 @@ async def test_overdue_and_due_by_agree_on_the_days_around_today(db, factory):
     )
     assert overdue == {loans["due yesterday"].id}  # due today is not late yet
 
+    due_today = await _agree(
+        db,
+        Borrowing,
+        ids,
+        loan_rules.due_on_clause(day=TODAY),
+        lambda loan: loan_rules.is_due_on(loan, day=TODAY),
+    )
+    assert due_today == {loans["due today"].id}
+
     # The morning report names every loan still out and due tomorrow or earlier.
     reported = await _agree(
         db,
@@ -98,16 +107,19 @@ async def test_unpaid_fine_agrees_on_every_type_and_status(db, factory):
     payments = {
         (kind, status): await factory.payment(loan, type=kind, status=status)
         for kind in ("PAYMENT", "FINE")
-        for status in ("PENDING", "PAID", "EXPIRED")
+        for status in ("PENDING", "PAID", "EXPIRED", "WAIVED")
     }
-    unpaid = await _agree(
-        db,
-        Payment,
-        [payment.id for payment in payments.values()],
-        payment_rules.unpaid_fine_clause(),
-        payment_rules.is_unpaid_fine,
+    ids = [payment.id for payment in payments.values()]
+    unpaid_fines = await _agree(
+        db, Payment, ids, payment_rules.unpaid_fine_clause(), payment_rules.is_unpaid_fine
     )
-    assert unpaid == {payments["FINE", "PENDING"].id, payments["FINE", "EXPIRED"].id}
+    assert unpaid_fines == {payments["FINE", "PENDING"].id, payments["FINE", "EXPIRED"].id}
+    unpaid = await _agree(db, Payment, ids, payment_rules.unpaid_clause(), payment_rules.is_unpaid)
+    assert unpaid == {
+        payments[kind, status].id
+        for kind in ("PAYMENT", "FINE")
+        for status in ("PENDING", "EXPIRED")
+    }
 
 
 async def test_can_renew_agrees_on_sessions_live_lapsed_and_missing(db, factory):

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 from library_service.admin.service import DeskService
+from library_service.audit.service import AuditService
 from library_service.books.service import BookService
 from library_service.borrowings.service import BorrowingService
 from library_service.core.config import Settings
@@ -64,6 +65,9 @@ class Desk:
 
     def figures(self) -> DeskService:
         return self.services.desk(self._uow())
+
+    def audit(self) -> AuditService:
+        return self.services.audit(self._uow())
 
 
 def api_base_url(request: Request) -> str:

@@ -10,9 +10,14 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount
+from starlette.status import HTTP_303_SEE_OTHER
 from starlette_admin.contrib.sqla import Admin
+from starlette_admin.helpers import detail_url
 from starlette_admin.i18n import TimezoneConfig
+from starlette_admin.routing import route
 
 from library_service.admin.auth import (
     SESSION_COOKIE,
@@ -21,7 +26,9 @@ from library_service.admin.auth import (
     StaffAuthProvider,
 )
 from library_service.admin.desk import ADMIN_PATH, Desk
+from library_service.admin.views.activity import TARGET_VIEWS, ActivityView
 from library_service.admin.views.books import BookView
+from library_service.admin.views.checkout import CheckoutView
 from library_service.admin.views.circulation import BorrowingView, PaymentView, loan_state
 from library_service.admin.views.holds import HoldView
 from library_service.admin.views.members import MemberView
@@ -66,13 +73,31 @@ def _log_peoples_mistakes_as_info() -> None:
             logger.addFilter(_PersonsMistake())
 
 
+class DeskAdmin(Admin):
+    """starlette-admin's Admin, but a row just added with the plain Save button is shown
+    on its own page (starlette-admin goes back to the list, where a new book may sit on
+    another page of the catalogue)."""
+
+    @route("/{key}/create", methods=["GET", "POST"], name="create")
+    async def _render_create(self, request: Request) -> Response:
+        response: Response = await super()._render_create(request)
+        created = getattr(request.state, "created_pk", None)
+        if created is None or response.status_code != HTTP_303_SEE_OTHER:
+            return response
+        form = await request.form()
+        if "_continue_editing" in form or "_add_another" in form:
+            return response
+        key = request.path_params["key"]
+        return RedirectResponse(detail_url(request, key, created), status_code=HTTP_303_SEE_OTHER)
+
+
 def install_admin(app: FastAPI, settings: Settings) -> None:
     """Serve the admin at /admin, in the API's own process."""
     # starlette-admin logs every page it renders at INFO; the API's access log has them.
     logging.getLogger("starlette_admin").setLevel(logging.WARNING)
     _log_peoples_mistakes_as_info()
     desk = Desk(app)
-    admin = Admin(
+    admin = DeskAdmin(
         _ReadSessions(app),
         title="Library desk",
         base_url=ADMIN_PATH,
@@ -95,6 +120,7 @@ def install_admin(app: FastAPI, settings: Settings) -> None:
         ],
     )
     for view in (
+        CheckoutView(desk),
         BookView(desk),
         MemberView(desk),
         BorrowingView(desk),
@@ -102,11 +128,14 @@ def install_admin(app: FastAPI, settings: Settings) -> None:
         PaymentView(desk),
         StaffMessageView(desk),
         MemberNoticeView(desk),
+        ActivityView(desk),
     ):
         admin.add_view(view)
     admin.templates.env.globals["loan_state"] = lambda borrowing: loan_state(
         borrowing, clock.today(settings.timezone)
     )
+    admin.templates.env.globals["timezone"] = settings.timezone
+    admin.templates.env.globals["target_views"] = TARGET_VIEWS
     admin.mount_to(app)
     # A list page builds a link per row, relation and row action with url_for("admin:…"),
     # which walks the application's routes in order: behind the API's routers each lookup

@@ -71,29 +71,31 @@ async def read_book(book_id: IdPath, service: BookServiceDep) -> BookRead:
     operation_id="books_create",
     responses=error_responses(400, 401, 403, 413),
 )
-async def create_book(data: BookCreate, _: StaffUser, service: BookServiceDep) -> BookRead:
+async def create_book(data: BookCreate, staff: StaffUser, service: BookServiceDep) -> BookRead:
     """Add a book to the catalogue (staff)."""
-    return BookRead.model_validate(await service.create_book(data))
+    return BookRead.model_validate(await service.create_book(data, staff_id=staff.id))
 
 
 @router.put(
     "/{book_id}/", operation_id="books_replace", responses=error_responses(400, 401, 403, 404, 413)
 )
 async def replace_book(
-    book_id: IdPath, data: BookCreate, _: StaffUser, service: BookServiceDep
+    book_id: IdPath, data: BookCreate, staff: StaffUser, service: BookServiceDep
 ) -> BookRead:
     """Replace a book's details (staff)."""
-    return BookRead.model_validate(await service.update_book(book_id, data))
+    updated = await service.update_book(book_id, data, staff_id=staff.id)
+    return BookRead.model_validate(updated.book)
 
 
 @router.patch(
     "/{book_id}/", operation_id="books_update", responses=error_responses(400, 401, 403, 404, 413)
 )
 async def update_book(
-    book_id: IdPath, data: BookPatch, _: StaffUser, service: BookServiceDep
+    book_id: IdPath, data: BookPatch, staff: StaffUser, service: BookServiceDep
 ) -> BookRead:
     """Change some of a book's details (staff)."""
-    return BookRead.model_validate(await service.update_book(book_id, data))
+    updated = await service.update_book(book_id, data, staff_id=staff.id)
+    return BookRead.model_validate(updated.book)
 
 
 @router.delete(
@@ -102,7 +104,7 @@ async def update_book(
     operation_id="books_delete",
     responses=error_responses(400, 401, 403, 404),
 )
-async def delete_book(book_id: IdPath, _: StaffUser, service: BookServiceDep) -> Response:
+async def delete_book(book_id: IdPath, staff: StaffUser, service: BookServiceDep) -> Response:
     """Remove a book that has never been borrowed (staff)."""
-    await service.delete_book(book_id)
+    await service.delete_book(book_id, staff_id=staff.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -29,7 +29,7 @@ def _normalize_isbn(value: str) -> str:
         values = [int(d) for d in digits[:9]] + [10 if digits[9] == "X" else int(digits[9])]
         if sum((10 - i) * v for i, v in enumerate(values)) % 11 == 0:
             return digits
-    raise ValueError("isbn must be a valid ISBN-10 or ISBN-13 (check digit included)")
+    raise ValueError("ISBN must be a valid ISBN-10 or ISBN-13 (check digit included)")
 
 
 def _not_in_future(value: int) -> int:

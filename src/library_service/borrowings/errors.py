@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from library_service.core.errors import AppError, ConflictError, NotFoundError
+from library_service.core.errors import (
+    AppError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 
 
 class BorrowingNotFoundError(NotFoundError):
@@ -13,6 +18,16 @@ class BorrowingNotFoundError(NotFoundError):
 class AlreadyReturnedError(AppError):
     code = "already_returned"
     message = "This borrowing has already been returned."
+
+
+class LendingForOthersError(PermissionDeniedError):
+    code = "lending_requires_staff"
+    message = "Only library staff may lend a book to someone else; leave out `user`."
+
+
+class MemberInactiveError(AppError):
+    code = "member_inactive"
+    message = "This member's account is deactivated: nothing can be lent to it."
 
 
 class BookUnavailableError(AppError):

@@ -230,6 +230,12 @@ class BorrowingRepository:
         parameters = {"user_id": user_id, "book_id": book_id}
         await self.session.execute(_LOCK_MEMBER_AND_BOOK, parameters)
 
+    async def member_brief(self, user_id: int) -> tuple[str, bool] | None:
+        """The account's email and whether it is active; None if there is no such account."""
+        statement = select(User.email, User.is_active).where(User.id == user_id)
+        row = (await self.session.execute(statement)).first()
+        return (row.email, row.is_active) if row else None
+
     async def borrow_facts(self, book_id: int, user_id: int) -> BorrowFacts | None:
         """The book, the member's standing and their READY hold on it; None if there is no
         such book."""

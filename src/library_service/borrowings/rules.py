@@ -26,7 +26,9 @@ from library_service.borrowings.errors import (
     FeeChangedError,
     InvalidExtensionDateError,
     InvalidReturnDateError,
+    LendingForOthersError,
     LoanLimitReachedError,
+    MemberInactiveError,
     ReturnDateTooFarError,
     UnpaidFinesError,
 )
@@ -105,8 +107,38 @@ def reminder_clause(*, today: date, settings: Settings) -> ColumnElement[bool]:
     )
 
 
+def is_due_on(loan: LoanDates, *, day: date) -> bool:
+    """Still out, and due back on `day` (the desk's "returns due today")."""
+    return loan.actual_return_date is None and loan.expected_return_date == day
+
+
+def due_on_clause(*, day: date) -> ColumnElement[bool]:
+    return and_(Borrowing.actual_return_date.is_(None), Borrowing.expected_return_date == day)
+
+
 def can_return(loan: LoanDates) -> bool:
     return loan.actual_return_date is None
+
+
+class ExtendableLoan(LoanDates, Protocol):
+    @property
+    def extensions(self) -> int: ...
+
+
+def may_extend(loan: ExtendableLoan, *, today: date, settings: Settings) -> bool:
+    """What the loan alone tells of `check_can_extend`: still out, not overdue, extended
+    fewer than MAX_EXTENSIONS times (the desk's Extend button; the service checks the
+    queue and the member's fines as well)."""
+    return (
+        can_return(loan)
+        and not is_overdue(loan, today=today)
+        and loan.extensions < settings.MAX_EXTENSIONS
+    )
+
+
+def desk_due_date(*, today: date, settings: Settings) -> date:
+    """The due date the desk offers: DEFAULT_LOAN_DAYS ahead, within MAX_BORROW_DAYS."""
+    return today + timedelta(days=min(settings.DEFAULT_LOAN_DAYS, settings.MAX_BORROW_DAYS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +160,23 @@ class BorrowFacts:
 class ExtensionFacts:
     standing: Standing
     others_waiting: bool  # another member's hold waits for this book
+
+
+def borrower_of(actor_id: int, *, actor_is_staff: bool, named: int | None) -> int:
+    """Whom a loan is for: the caller, or the member staff name at the desk (a member may
+    name only themselves)."""
+    if named is None or named == actor_id:
+        return actor_id
+    if not actor_is_staff:
+        raise LendingForOthersError
+    return named
+
+
+def check_member_active(is_active: bool) -> None:
+    """Nothing is lent to a deactivated account (a member's own request cannot even be
+    made: their tokens ended with it)."""
+    if not is_active:
+        raise MemberInactiveError
 
 
 def check_return_date(expected: date, *, today: date, settings: Settings) -> None:

@@ -22,6 +22,12 @@ class BorrowingCreate(InputModel):
     expected_return_date: IsoDate = Field(
         description="After today, and at most MAX_BORROW_DAYS (60) ahead."
     )
+    user: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="Staff at the desk: the member the book is lent to (default: yourself).",
+    )
 
 
 class BorrowingExtend(InputModel):

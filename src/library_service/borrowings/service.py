@@ -12,6 +12,7 @@ from library_service.borrowings.repository import BorrowingListItem, BorrowingRe
 from library_service.borrowings.schemas import BorrowingCreate, BorrowingExtend, BorrowingFilters
 from library_service.circulation import copies
 from library_service.core import clock
+from library_service.core.audit import AuditAction, AuditTarget, AuditTrail, Target
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
@@ -24,6 +25,7 @@ from library_service.notifications.service import (
     Recipient,
 )
 from library_service.payments.checkout import Charge, CheckoutSaga, OpenedCheckout
+from library_service.users.errors import UserNotFoundError
 from library_service.users.schemas import AuthUser
 
 
@@ -68,8 +70,17 @@ class BorrowingService:
         (the checkout saga: Stripe first, then the rules again under the locks)."""
         today = self._today()
         rules.check_return_date(data.expected_return_date, today=today, settings=self.settings)
+        borrower_id = rules.borrower_of(user.id, actor_is_staff=user.is_staff, named=data.user)
+        at_desk = borrower_id != user.id  # staff lending to a member
+        borrower_email = user.email
         async with self.uow.read() as session:
-            facts = await BorrowingRepository(session).borrow_facts(data.book, user.id)
+            borrowings = BorrowingRepository(session)
+            if at_desk:
+                borrower_email, active = found(
+                    await borrowings.member_brief(borrower_id), UserNotFoundError
+                )
+                rules.check_member_active(active)
+            facts = await borrowings.borrow_facts(data.book, borrower_id)
         if facts is None:
             raise BookNotFoundError
         rules.check_can_borrow(facts, self.settings)
@@ -87,8 +98,11 @@ class BorrowingService:
         async with self.checkout.open(charge) as (session, opened):
             borrowings = BorrowingRepository(session)
             # Lock order everywhere: member, then borrowing, then book, then holds.
-            await borrowings.lock_member_and_book(user.id, data.book)
-            facts = await borrowings.borrow_facts(data.book, user.id)
+            await borrowings.lock_member_and_book(borrower_id, data.book)
+            if at_desk:  # deactivated meanwhile?
+                brief = await borrowings.member_brief(borrower_id)
+                rules.check_member_active(brief is not None and brief[1])
+            facts = await borrowings.borrow_facts(data.book, borrower_id)
             if facts is None:  # deleted meanwhile
                 raise BookNotFoundError
             rules.check_can_borrow(facts, self.settings)
@@ -101,14 +115,29 @@ class BorrowingService:
                     borrow_date=today,
                     expected_return_date=data.expected_return_date,
                     book=book,
-                    user_id=user.id,
+                    user_id=borrower_id,
                     payments=[opened.new_payment()],
                 )
             )
             if facts.ready_hold_id is not None:
                 await copies.take_held_copy(session, facts.ready_hold_id, borrowing)
-            text = messages.borrowing_created(borrowing, book, user.email, fee=charge.amount)
+            text = messages.borrowing_created(borrowing, book, borrower_email, fee=charge.amount)
             await NotificationService(session).record("borrowing_created", text)
+            if user.is_staff:
+                await AuditTrail(session).record(
+                    user.id,
+                    AuditAction.BORROWING_CREATE,
+                    _loan_target(borrowing),
+                    changes={
+                        "expected_return_date": [None, borrowing.expected_return_date.isoformat()],
+                        "fee": [None, str(charge.amount)],
+                        **(
+                            {"hold": [facts.ready_hold_id, "FULFILLED"]}
+                            if facts.ready_hold_id
+                            else {}
+                        ),
+                    },
+                )
             return borrowing
 
     # -- extending ----------------------------------------------------------------------
@@ -144,6 +173,16 @@ class BorrowingService:
             borrowing.extensions += 1
             borrowing.payments.append(opened.new_payment())
             await session.flush()
+            if user.is_staff:
+                await AuditTrail(session).record(
+                    user.id,
+                    AuditAction.BORROWING_EXTEND,
+                    _loan_target(borrowing),
+                    changes={
+                        "expected_return_date": [quote.due.isoformat(), quote.until.isoformat()],
+                        "fee": [None, str(charge.amount)],
+                    },
+                )
             text = messages.borrowing_extended(
                 borrowing, borrowing.book, borrower.email, previous_due=quote.due, fee=charge.amount
             )
@@ -173,7 +212,9 @@ class BorrowingService:
         fine = rules.fine(borrowing, borrowing.book, today=today, settings=self.settings)
         if fine is None:
             async with self.uow.write() as session:
-                return await self._record_return(session, borrowing_id, borrowing.user, today)
+                return await self._record_return(
+                    session, borrowing_id, borrowing.user, today, actor=user
+                )
         late = (today - borrowing.expected_return_date).days
         charge = Charge(
             type=PaymentType.FINE,
@@ -183,7 +224,7 @@ class BorrowingService:
         )
         async with self.checkout.open(charge, stripe_may_be_down=True) as (session, opened):
             return await self._record_return(
-                session, borrowing_id, borrowing.user, today, fine=opened
+                session, borrowing_id, borrowing.user, today, actor=user, fine=opened
             )
 
     async def _record_return(
@@ -193,6 +234,7 @@ class BorrowingService:
         borrower: User,
         today: date,
         *,
+        actor: AuthUser,
         fine: OpenedCheckout | None = None,
     ) -> Borrowing:
         borrowings = BorrowingRepository(session)
@@ -221,6 +263,13 @@ class BorrowingService:
                 checkout_url=fine.session.url if fine.session else None,
             )
             await MemberNoticeService(session).record(Recipient(borrower.id, borrower.email), draft)
+        if actor.is_staff:
+            changes = {"actual_return_date": [None, borrowing.actual_return_date.isoformat()]}
+            if fine is not None:
+                changes["fine"] = [None, str(fine.charge.amount)]
+            await AuditTrail(session).record(
+                actor.id, AuditAction.BORROWING_RETURN, _loan_target(borrowing), changes=changes
+            )
         return borrowing
 
     @staticmethod
@@ -231,3 +280,7 @@ class BorrowingService:
         )
         assert borrowing is not None  # borrowings are never deleted
         return borrowing
+
+
+def _loan_target(borrowing: Borrowing) -> Target:
+    return Target(AuditTarget.BORROWING, borrowing.id, borrowing.user_id, borrowing.book_id)

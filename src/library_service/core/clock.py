@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 
 _frozen_at: datetime | None = None
 
@@ -21,6 +21,11 @@ def now() -> datetime:
 def today(tz: tzinfo) -> date:
     """The calendar date at the library (`tz` is `LIBRARY_TIMEZONE`)."""
     return now().astimezone(tz).date()
+
+
+def start_of(day: date, tz: tzinfo) -> datetime:
+    """The instant the library day `day` begins."""
+    return datetime.combine(day, time(), tz)
 
 
 @contextmanager

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     MAX_EXTENSIONS: int = Field(default=2, ge=0)
     MAX_ACTIVE_HOLDS: int = Field(default=5, ge=1)
     HOLD_PICKUP_DAYS: int = Field(default=3, ge=1)
+    # The due date the desk offers when lending (at most MAX_BORROW_DAYS ahead).
+    DEFAULT_LOAN_DAYS: int = Field(default=14, ge=1, le=365)
     FINE_MULTIPLIER: Decimal = Field(default=Decimal("2"), gt=0)
     FINE_GRACE_DAYS: int = Field(default=0, ge=0)
     # The most one late return costs; unset: only the most one card payment can be.

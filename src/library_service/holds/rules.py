@@ -50,6 +50,11 @@ def can_cancel(hold: Hold) -> bool:
     return hold.status in OPEN_HOLD_STATUSES
 
 
+def can_hand_over(hold: Hold) -> bool:
+    """A READY hold's copy is put aside: the desk lends it to the hold's member."""
+    return hold.status == HoldStatus.READY.value
+
+
 def check_can_cancel(hold: Hold) -> None:
     if not can_cancel(hold):
         raise HoldClosedError

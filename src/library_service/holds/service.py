@@ -12,6 +12,7 @@ from library_service.books.repository import BookRepository
 from library_service.borrowings.repository import BorrowingRepository
 from library_service.circulation import copies
 from library_service.core import clock
+from library_service.core.audit import AuditAction, AuditTarget, AuditTrail, Target
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
@@ -74,11 +75,18 @@ class HoldService:
         async with self.uow.write() as session:
             book, hold = await self._lock(session, found.book.id, hold_id)
             rules.check_can_cancel(hold)
-            was_ready = hold.status == HoldStatus.READY.value
+            was = hold.status
             copies.close(hold, HoldStatus.CANCELLED)
-            if was_ready:
+            if was == HoldStatus.READY.value:
                 await copies.release_copies(
                     session, book, today=self._today(), settings=self.settings
+                )
+            if user.is_staff:
+                await AuditTrail(session).record(
+                    user.id,
+                    AuditAction.HOLD_CANCEL,
+                    Target(AuditTarget.HOLD, hold.id, hold.user_id, hold.book_id),
+                    changes={"status": [was, HoldStatus.CANCELLED.value]},
                 )
         return await self.get_hold(hold_id, user)
 

@@ -23,12 +23,22 @@ from library_service.models.base import Base
 
 if TYPE_CHECKING:
     from library_service.models.borrowing import Borrowing
+    from library_service.models.user import User
 
 
 class PaymentStatus(enum.StrEnum):
     PENDING = "PENDING"
     PAID = "PAID"
     EXPIRED = "EXPIRED"
+    WAIVED = "WAIVED"
+
+
+class PaymentMethod(enum.StrEnum):
+    """How a payment was settled: by card at Stripe, in cash at the desk, or waived."""
+
+    CARD = "card"
+    CASH = "cash"
+    WAIVED = "waived"
 
 
 class PaymentType(enum.StrEnum):
@@ -39,7 +49,14 @@ class PaymentType(enum.StrEnum):
 class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint("status IN ('PENDING', 'PAID', 'EXPIRED')", name="status_valid"),
+        CheckConstraint("status IN ('PENDING', 'PAID', 'EXPIRED', 'WAIVED')", name="status_valid"),
+        CheckConstraint(
+            "method IS NULL OR method IN ('card', 'cash', 'waived')", name="method_valid"
+        ),
+        # A waiver is always recorded as one, by a member of staff.
+        CheckConstraint(
+            "(status = 'WAIVED') = (method IS NOT DISTINCT FROM 'waived')", name="waived_method"
+        ),
         CheckConstraint("type IN ('PAYMENT', 'FINE')", name="type_valid"),
         CheckConstraint("money_to_pay > 0", name="money_to_pay_positive"),
         Index("ix_payments_borrowing_id", "borrowing_id"),
@@ -79,5 +96,10 @@ class Payment(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the payment is settled: card (Stripe), cash or waived (at the desk).
+    method: Mapped[str | None] = mapped_column(String(8))
+    # The member of staff who took the cash or waived the payment.
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
 
     borrowing: Mapped[Borrowing] = relationship(lazy="raise", back_populates="payments")
+    recorder: Mapped[User | None] = relationship(lazy="raise", foreign_keys=[recorded_by])

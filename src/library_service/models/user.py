@@ -24,6 +24,12 @@ class User(Base):
             )
             for column in ("email", "first_name", "last_name")
         ),
+        # The desk's search by full name ("First Last", core/search.py).
+        Index(
+            "ix_users_full_name_trgm",
+            text("(first_name || ' ' || last_name) gin_trgm_ops"),
+            postgresql_using="gin",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)

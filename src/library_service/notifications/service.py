@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.core.audit import AuditAction, AuditTarget, AuditTrail, Target
 from library_service.core.db import UnitOfWork
 from library_service.core.jobs import defer_job
 from library_service.core.pagination import PageParams
@@ -67,9 +68,15 @@ class StaffMessageService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    async def send_again(self, notification_id: int) -> None:
+    async def send_again(self, notification_id: int, *, staff_id: int) -> None:
         async with self.uow.write() as session:
             await NotificationService(session).send_again(notification_id)
+            await AuditTrail(session).record(
+                staff_id,
+                AuditAction.MESSAGE_SEND_AGAIN,
+                Target(AuditTarget.MESSAGE, notification_id),
+                changes={"status": ["FAILED", "PENDING"]},
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,16 @@ class PaymentAlreadyPaidError(AppError):
     message = "This payment is already paid."
 
 
+class PaymentWaivedError(AppError):
+    code = "payment_waived"
+    message = "This payment was waived: nothing is owed on it."
+
+
+class InvalidWaiverReasonError(AppError):
+    code = "waiver_reason_required"
+    message = "A waiver needs a reason of 1 to 500 characters."
+
+
 class PaymentNotExpiredError(AppError):
     code = "payment_not_expired"
     message = "This payment's checkout session is still open; pay it at its session_url."

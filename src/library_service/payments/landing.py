@@ -76,6 +76,14 @@ class Landing:
         status = PaymentStatus(payment.status)
         if status == PaymentStatus.PAID:
             return self.paid(summary)
+        if status == PaymentStatus.WAIVED:
+            return _page(
+                tone="paid",
+                heading="Nothing to pay",
+                message="The library waived this payment; you can close this page.",
+                summary=summary,
+                status=status,
+            )
         payable = status == PaymentStatus.PENDING and payment.session_url is not None
         return _page(
             tone="open",

@@ -8,8 +8,9 @@ from library_service.payments.repository import PaymentSummary
 
 def payment_received(paid: PaymentSummary) -> str:
     what = "fine" if paid.type == "FINE" else "borrowing fee"
+    how = "💵 Cash taken at the desk" if paid.method == "cash" else "💳 Payment received"
     return (
-        f"💳 Payment received: {usd(paid.money_to_pay)} {what}\n"
+        f"{how}: {usd(paid.money_to_pay)} {what}\n"
         f"Member: {paid.email}\n"
         f"For «{paid.title}» (borrowing #{paid.borrowing_id}, payment #{paid.id})"
     )

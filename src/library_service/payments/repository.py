@@ -10,7 +10,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.pagination import PageParams, fetch_page
-from library_service.models import Book, Borrowing, Payment, PaymentStatus, StripeEvent, User
+from library_service.models import (
+    Book,
+    Borrowing,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    StripeEvent,
+    User,
+)
+from library_service.payments import rules
 from library_service.payments.schemas import PaymentFilters
 from library_service.payments.stripe_client import CheckoutSession
 
@@ -30,6 +39,8 @@ class PaymentSummary:
     title: str
     author: str
     paid_at: datetime | None
+    book_id: int
+    method: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,8 @@ _SUMMARY_COLUMNS = (
     Book.title,
     Book.author,
     Payment.paid_at,
+    Borrowing.book_id,
+    Payment.method,
 )
 _SUMMARY_JOIN = (
     Borrowing.id == Payment.borrowing_id,
@@ -93,16 +106,42 @@ class PaymentRepository:
         return [row.Payment for row in rows], total
 
     async def mark_paid(self, session_id: str) -> PaymentSummary | None:
-        """PAID once: the payment if this call changed it; None if it was already paid or
-        is unknown."""
+        """PAID by card once: the payment if this call changed it; None if it was already
+        settled (paid, in cash too, or waived) or is unknown."""
+        statement = (
+            update(Payment)
+            .where(Payment.session_id == session_id, rules.unpaid_clause(), *_SUMMARY_JOIN)
+            .values(
+                status=PaymentStatus.PAID.value,
+                method=PaymentMethod.CARD.value,
+                paid_at=func.now(),
+            )
+            .returning(*_SUMMARY_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+        row = (await self.session.execute(statement)).mappings().first()
+        return PaymentSummary(**row) if row else None
+
+    async def settle_at_desk(
+        self, payment_id: int, *, session_id: str | None, method: PaymentMethod, staff_id: int
+    ) -> PaymentSummary | None:
+        """PAID in cash, or WAIVED, once: the payment if this call settled it; None if it
+        was settled meanwhile or got another session than `session_id` (the one expired)."""
+        waived = method == PaymentMethod.WAIVED
         statement = (
             update(Payment)
             .where(
-                Payment.session_id == session_id,
-                Payment.status != PaymentStatus.PAID.value,
+                Payment.id == payment_id,
+                rules.unpaid_clause(),
+                Payment.session_id.is_not_distinct_from(session_id),
                 *_SUMMARY_JOIN,
             )
-            .values(status=PaymentStatus.PAID.value, paid_at=func.now())
+            .values(
+                status=(PaymentStatus.WAIVED if waived else PaymentStatus.PAID).value,
+                method=method.value,
+                recorded_by=staff_id,
+                paid_at=None if waived else func.now(),
+            )
             .returning(*_SUMMARY_COLUMNS)
             .execution_options(synchronize_session=False)
         )
@@ -128,7 +167,7 @@ class PaymentRepository:
         )
         statement = (
             update(Payment)
-            .where(Payment.id == payment_id, current, Payment.status != PaymentStatus.PAID.value)
+            .where(Payment.id == payment_id, current, rules.unpaid_clause())
             .values(
                 session_id=checkout.id,
                 session_url=checkout.url,

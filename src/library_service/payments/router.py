@@ -13,10 +13,11 @@ from library_service.payments.schemas import (
     PaymentFilters,
     PaymentOutcome,
     PaymentRead,
+    WaiverCreate,
     WebhookReceipt,
 )
 from library_service.services import PaymentServiceDep
-from library_service.users.dependencies import CurrentUser, Idempotent
+from library_service.users.dependencies import CurrentUser, Idempotent, StaffUser
 from library_service.web.dependencies import SettingsDep
 from library_service.web.idempotency import IDEMPOTENT_RESPONSES
 from library_service.web.params import CleanStr, IdPath, UserIdFilter
@@ -129,3 +130,27 @@ async def renew_payment(
 ) -> PaymentRead:
     """A new checkout session for an expired payment (or one that has none yet)."""
     return PaymentRead.model_validate(await service.renew(payment_id, user))
+
+
+@router.post(
+    "/{payment_id}/cash/",
+    operation_id="payments_cash",
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+async def take_cash(
+    payment_id: IdPath, staff: StaffUser, service: PaymentServiceDep
+) -> PaymentRead:
+    """Record an unpaid payment as paid in cash at the desk (staff); its checkout link ends."""
+    return PaymentRead.model_validate(await service.take_cash(payment_id, staff))
+
+
+@router.post(
+    "/{payment_id}/waive/",
+    operation_id="payments_waive",
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+)
+async def waive_payment(
+    payment_id: IdPath, data: WaiverCreate, staff: StaffUser, service: PaymentServiceDep
+) -> PaymentRead:
+    """Waive an unpaid payment, with the reason (staff); its checkout link ends."""
+    return PaymentRead.model_validate(await service.waive(payment_id, staff, data.reason))

@@ -9,8 +9,15 @@ from typing import Protocol
 from sqlalchemy import ColumnElement, and_, or_
 
 from library_service.models import Payment, PaymentStatus, PaymentType
+from library_service.payments.errors import (
+    InvalidWaiverReasonError,
+    PaymentAlreadyPaidError,
+    PaymentWaivedError,
+)
 
+# Owed: neither PAID nor WAIVED.
 UNPAID_STATUSES = (PaymentStatus.PENDING.value, PaymentStatus.EXPIRED.value)
+MAX_WAIVER_REASON = 500
 
 
 class PaymentFacts(Protocol):
@@ -26,7 +33,7 @@ class PaymentFacts(Protocol):
 
 def is_unpaid_fine(payment: PaymentFacts) -> bool:
     """A FINE not yet paid (PENDING or EXPIRED): its member may not borrow, queue or extend.
-    An unpaid loan fee blocks nothing."""
+    An unpaid loan fee blocks nothing, nor does a fine paid or waived."""
     return payment.type == PaymentType.FINE.value and payment.status in UNPAID_STATUSES
 
 
@@ -56,3 +63,29 @@ def renewable_clause(*, now: datetime) -> ColumnElement[bool]:
             or_(Payment.session_id.is_(None), Payment.session_expires_at <= now),
         ),
     )
+
+
+def is_unpaid(payment: PaymentFacts) -> bool:
+    """Still owed (PENDING or EXPIRED): the desk may take it in cash or waive it."""
+    return payment.status in UNPAID_STATUSES
+
+
+def unpaid_clause() -> ColumnElement[bool]:
+    return Payment.status.in_(UNPAID_STATUSES)
+
+
+def check_still_owed(payment: PaymentFacts) -> None:
+    """Cash, waivers and renewals apply only to what is still owed: PAID and WAIVED are
+    final."""
+    if payment.status == PaymentStatus.PAID.value:
+        raise PaymentAlreadyPaidError
+    if payment.status == PaymentStatus.WAIVED.value:
+        raise PaymentWaivedError
+
+
+def waiver_reason(reason: str | None) -> str:
+    """The reason a waiver is recorded with (1 to 500 characters, spaces trimmed)."""
+    text = (reason or "").strip()
+    if not 1 <= len(text) <= MAX_WAIVER_REASON:
+        raise InvalidWaiverReasonError
+    return text

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from library_service.core.money import Money
-from library_service.models import PaymentStatus, PaymentType
+from library_service.models import PaymentMethod, PaymentStatus, PaymentType
 from library_service.users.schemas import MemberRowFilters
-from library_service.web.params import CleanStr
+from library_service.web.params import CleanStr, InputModel
 
 
 class PaymentRead(BaseModel):
@@ -22,6 +22,24 @@ class PaymentRead(BaseModel):
     session_url: str | None
     session_id: str | None
     money_to_pay: Money
+    method: PaymentMethod | None = Field(
+        description="How it was settled: card (Stripe), cash (at the desk) or waived; null "
+        "while unpaid."
+    )
+    paid_at: datetime | None
+    recorded_by: int | None = Field(
+        description="The member of staff who took the cash or waived it."
+    )
+
+
+class WaiverCreate(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "Book returned damaged by the flood."}]}
+    )
+
+    reason: str | None = Field(
+        default=None, description="Why the payment is waived: 1 to 500 characters (required)."
+    )
 
 
 class PaymentOutcome(BaseModel):

@@ -9,18 +9,19 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core import clock
+from library_service.core.audit import AuditAction, AuditTarget, AuditTrail, Target
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
 from library_service.core.pagination import PageParams
-from library_service.models import Payment, PaymentStatus, PaymentType
+from library_service.models import Payment, PaymentMethod, PaymentStatus, PaymentType
 from library_service.notifications import notices
 from library_service.notifications.service import (
     MemberNoticeService,
     NotificationService,
     Recipient,
 )
-from library_service.payments import messages
+from library_service.payments import messages, rules
 from library_service.payments.checkout import Charge, CheckoutSaga
 from library_service.payments.errors import (
     InvalidEventError,
@@ -147,13 +148,76 @@ class PaymentService:
         assert payment is not None  # payments are never deleted
         return payment
 
+    # -- the desk: cash and waivers -----------------------------------------------------
+
+    async def take_cash(self, payment_id: int, staff: AuthUser) -> Payment:
+        """Record an unpaid payment as PAID in cash, by `staff`."""
+        return await self._settle_at_desk(payment_id, staff, PaymentMethod.CASH, reason=None)
+
+    async def waive(self, payment_id: int, staff: AuthUser, reason: str | None) -> Payment:
+        """Waive an unpaid payment, for a reason: nothing is owed on it any more."""
+        text = rules.waiver_reason(reason)
+        return await self._settle_at_desk(payment_id, staff, PaymentMethod.WAIVED, reason=text)
+
+    async def send_payment_link(self, payment_id: int, staff: AuthUser) -> Payment:
+        """The desk sends a member the checkout link of a payment still owed: the payment,
+        whose `session_url` the desk shows to hand over.
+
+        The one place where the member notice carrying the link is to be recorded, once
+        member notices exist (in a write phase here, so it commits with nothing else)."""
+        payment = await self.get_payment(payment_id, staff)
+        rules.check_still_owed(payment)
+        return payment
+
+    async def _settle_at_desk(
+        self, payment_id: int, staff: AuthUser, method: PaymentMethod, *, reason: str | None
+    ) -> Payment:
+        """Stripe's session is expired first (no lock held), so it can no longer be paid;
+        had it been paid already, the payment is marked PAID by card and the desk refused.
+        Then one conditional UPDATE settles it: whatever else confirms, renews or settles
+        the payment at the same time, it is settled exactly once."""
+        payment = await self.get_payment(payment_id, staff)
+        rules.check_still_owed(payment)
+        session_id = payment.session_id
+        if session_id is not None:
+            final = await self.stripe.expire_checkout_session(session_id)
+            if final is not None and final.is_paid:
+                await self._fulfil_and_reload(payment_id, session_id)
+                raise PaymentAlreadyPaidError
+        async with self.uow.write() as session:
+            payments = PaymentRepository(session)
+            settled = await payments.settle_at_desk(
+                payment_id, session_id=session_id, method=method, staff_id=staff.id
+            )
+            if settled is None:
+                current = await payments.get(payment_id)
+                assert current is not None  # payments are never deleted
+                rules.check_still_owed(current)  # settled meanwhile: say how
+                raise PaymentChangedError  # a new checkout session meanwhile
+            status = PaymentStatus.WAIVED if method == PaymentMethod.WAIVED else PaymentStatus.PAID
+            await AuditTrail(session).record(
+                staff.id,
+                AuditAction.PAYMENT_WAIVE if reason is not None else AuditAction.PAYMENT_CASH,
+                Target(AuditTarget.PAYMENT, payment_id, settled.user_id, settled.book_id),
+                changes={
+                    "status": [payment.status, status.value],
+                    "method": [None, method.value],
+                },
+                reason=reason,
+            )
+            if method == PaymentMethod.CASH:
+                text = messages.payment_received(settled)
+                await NotificationService(session).record("payment_paid", text)
+            settled_payment = await payments.get(payment_id)
+        assert settled_payment is not None
+        return settled_payment
+
     # -- new sessions -------------------------------------------------------------------
 
     async def renew(self, payment_id: int, user: AuthUser) -> Payment:
         """Give an expired payment (or one still without a session) a new Checkout Session."""
         payment = await self.get_payment(payment_id, user)
-        if payment.status == PaymentStatus.PAID:
-            raise PaymentAlreadyPaidError
+        rules.check_still_owed(payment)  # nothing to renew on a paid or waived one
         old_session_id = payment.session_id
         if payment.status == PaymentStatus.PENDING and old_session_id is not None:
             # Stripe may have expired it before its webhook reached us: ask.
@@ -173,6 +237,14 @@ class PaymentService:
                 raise PaymentChangedError  # renewed or paid concurrently
             renewed = await payments.get(payment_id)
             assert renewed is not None
+            if user.is_staff:
+                summary = await payments.summary(payment_id)
+                await AuditTrail(session).record(
+                    user.id,
+                    AuditAction.PAYMENT_RENEW,
+                    Target(AuditTarget.PAYMENT, payment_id, summary.user_id, summary.book_id),
+                    changes={"status": [payment.status, renewed.status]},
+                )
             return renewed
 
     async def attach_missing_session(self, payment_id: int) -> bool:

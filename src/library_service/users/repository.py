@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.pagination import PageParams, fetch_page
-from library_service.core.search import text_search
+from library_service.core.search import member_search
 from library_service.models import PasswordToken, User
 from library_service.users.schemas import AuthUser, MemberFilters
 
@@ -32,9 +32,7 @@ class UserRepository:
         """One page of users, oldest account first, and the number of matches."""
         conditions = []
         if filters.search:
-            conditions.append(
-                text_search(filters.search, User.email, User.first_name, User.last_name)
-            )
+            conditions.append(member_search(filters.search))
         if filters.is_active is not None:
             conditions.append(User.is_active.is_(filters.is_active))
         if filters.is_staff is not None:

@@ -4,11 +4,13 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core import clock
+from library_service.core.audit import AuditAction, AuditTarget, AuditTrail, Target, diff, snapshot
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import PermissionDeniedError, RateLimitedError, found
@@ -303,9 +305,18 @@ class UserService:
             was_active = user.is_active
             if data.is_active is False and user.is_active:
                 user.token_version += 1  # its tokens end now, and stay ended if reactivated
+            before = snapshot(user, changes)
             for field, value in changes.items():
                 setattr(user, field, value)
             await session.flush()
+            changed = diff(before, changes)
+            if changed:
+                await AuditTrail(session).record(
+                    actor.id,
+                    _member_action(changed),
+                    Target(AuditTarget.MEMBER, user.id, member_id=user.id),
+                    changes=changed,
+                )
             library = self.settings.LIBRARY_NAME
             if was_active and not user.is_active:
                 draft = notices.deactivated(library=library)
@@ -327,3 +338,14 @@ def _check_token(token: PasswordToken | None, user: User | None) -> None:
         raise ResetTokenUsedError
     if token.expires_at <= clock.now():
         raise ResetTokenExpiredError
+
+
+def _member_action(changed: dict[str, list[Any]]) -> AuditAction:
+    """The change's name in the record: access first, names otherwise."""
+    if "is_active" in changed:
+        active = changed["is_active"][1]
+        return AuditAction.MEMBER_ACTIVATE if active else AuditAction.MEMBER_DEACTIVATE
+    if "is_staff" in changed:
+        staff = changed["is_staff"][1]
+        return AuditAction.MEMBER_GRANT_STAFF if staff else AuditAction.MEMBER_REVOKE_STAFF
+    return AuditAction.MEMBER_UPDATE

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette_admin import HasOne
 from starlette_admin.contrib.sqla import ModelView
 from starlette_admin.exceptions import ActionFailed, FormValidationError
 from starlette_admin.filters import FilterGroup
 from starlette_admin.flash import flash
-from starlette_admin.types import RowActionsDisplayType
+from starlette_admin.types import RequestAction, RowActionsDisplayType
 
 from library_service.admin.desk import Desk
 from library_service.core.errors import AppError
@@ -57,6 +59,35 @@ class DeskView(ModelView):
         )
         return await settle_count(session, statement, None)
 
+    def use_row_action_forms(self, **builders: Callable[[Request, Any], str]) -> None:
+        """Row actions whose modal form is built for each row by the view (a form that
+        names the row, or offers a value from the settings)."""
+        for name, build in builders.items():
+            self._row_actions[name] = {**self._row_actions[name], "form": build}  # type: ignore[dict-item]
+
+    async def _export_resolve_items(
+        self,
+        request: Request,
+        selection: Any,
+        scope: str,
+        list_params: Any,
+        export_config: Any,
+    ) -> Sequence[Any]:
+        """The export form's "All matching rows" (templates/actions/export_form.html): every
+        row the list's search and filters select, not only the page on screen."""
+        if scope == "all":
+            return await self.find_all(
+                request=request,
+                skip=0,
+                limit=-1,
+                q=list_params.q,
+                sorts=list_params.sorts,
+                filters=list_params.filters,
+            )
+        return await super()._export_resolve_items(
+            request, selection, scope, list_params, export_config
+        )
+
     async def handle_row_action(self, request: Request, pk: Any, name: str) -> Response | None:
         try:
             return await super().handle_row_action(request, pk, name)
@@ -66,6 +97,18 @@ class DeskView(ModelView):
                     "This no longer applies: the row changed meanwhile. Reload the page."
                 ) from exc
             raise
+
+
+@dataclass
+class NamedHasOne(HasOne):
+    """A link to one related row, exported by its name (the related view's repr: a
+    member's email, a book's title) rather than by its id."""
+
+    async def serialize_value(self, request: Request, value: Any) -> Any:
+        if request.state.action == RequestAction.EXPORT and self._view is not None:
+            related = self._view._find_foreign_view(self.key or "")
+            return await related.repr(value, request)
+        return await super().serialize_value(request, value)
 
 
 class ReadOnlyDeskView(DeskView):
@@ -91,8 +134,23 @@ def validated(schema: type[M], data: Mapping[str, Any]) -> M:
         errors: dict[str | int, Any] = {}
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "__all__"
-            errors.setdefault(field, error["msg"])
+            errors.setdefault(field, _sentence(error))
         raise FormValidationError(errors) from exc
+
+
+def _sentence(error: Any) -> str:
+    """A validation error as a librarian reads it: the rule's own sentence, without
+    pydantic's prefixes or the stored values of a choice."""
+    kind = error["type"]
+    if kind == "value_error":
+        text = str(error["ctx"]["error"])
+    elif kind in {"missing", "string_too_short"} and not error.get("input"):
+        text = "this field is required"
+    elif kind in {"enum", "literal_error"}:
+        text = "choose one of the options"
+    else:
+        text = str(error["msg"])
+    return text[:1].upper() + text[1:]
 
 
 def refused_form(

@@ -5,24 +5,26 @@ status, date or copy count of theirs is ever a form field."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+from markupsafe import Markup
+from pydantic import ValidationError
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 from starlette.requests import Request
 from starlette_admin import (
     DateField,
     DateTimeField,
     DecimalField,
     EnumField,
-    HasOne,
     IntegerField,
     StringField,
     URLField,
     row_action,
 )
 from starlette_admin.contrib.sqla.filters import EqualFilter
+from starlette_admin.exceptions import ActionFailed
 from starlette_admin.filters import FilterApplyContext
 from starlette_admin.flash import flash
 from starlette_admin.types import RequestAction
@@ -31,19 +33,21 @@ from library_service.admin.desk import Desk, signed_in_staff
 from library_service.admin.views.base import (
     DATE,
     DATETIME,
+    NamedHasOne,
     ReadOnlyDeskView,
     refusal_fails_action,
 )
 from library_service.borrowings import rules as loan_rules
+from library_service.borrowings.schemas import BorrowingExtend
 from library_service.core import clock
-from library_service.core.search import text_search
+from library_service.core.search import member_search, text_search
 from library_service.models import (
     Book,
     Borrowing,
     Payment,
+    PaymentMethod,
     PaymentStatus,
     PaymentType,
-    User,
 )
 from library_service.payments import rules as payment_rules
 
@@ -118,8 +122,8 @@ class BorrowingView(ReadOnlyDeskView):
     def __init__(self, desk: Desk) -> None:
         self.fields = [
             IntegerField("id", label="#"),
-            HasOne("user", key="members", label="Member"),
-            HasOne("book", key="books", label="Book"),
+            NamedHasOne("user", key="members", label="Member"),
+            NamedHasOne("book", key="books", label="Book"),
             DateField("borrow_date", label="Borrowed", output_format=DATE),
             DateField("expected_return_date", label="Due", output_format=DATE),
             DateField(
@@ -139,9 +143,15 @@ class BorrowingView(ReadOnlyDeskView):
             ),
         ]
         super().__init__(desk, Borrowing)
+        self.use_row_action_forms(return_book=self._return_form, extend=self._extend_form)
 
     def get_list_query(self, request: Request) -> Any:
-        return _member_scope(request, select(Borrowing), Borrowing.user_id)
+        # The payments, for the Return button's warning of what is unpaid.
+        statement = select(Borrowing).options(selectinload(Borrowing.payments))
+        return _member_scope(request, statement, Borrowing.user_id)
+
+    def get_detail_query(self, request: Request) -> Any:
+        return select(Borrowing).options(selectinload(Borrowing.payments))
 
     def get_count_query(self, request: Request) -> Any:
         return _member_scope(request, super().get_count_query(request), Borrowing.user_id)
@@ -149,7 +159,7 @@ class BorrowingView(ReadOnlyDeskView):
     def get_search_query(self, request: Request, term: str) -> Any:
         """The member's email or name, or the book's title."""
         return or_(
-            Borrowing.user.has(text_search(term, User.email, User.last_name, User.first_name)),
+            Borrowing.user.has(member_search(term)),
             Borrowing.book.has(text_search(term, Book.title)),
         )
 
@@ -168,18 +178,58 @@ class BorrowingView(ReadOnlyDeskView):
     async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
         if name == "return_book":
             return loan_rules.can_return(obj)
+        if name == "extend":
+            today = clock.today(self.desk.settings.timezone)
+            return loan_rules.may_extend(obj, today=today, settings=self.desk.settings)
         return await super().is_row_action_allowed_for_obj(request, name, obj)
+
+    def _return_form(self, request: Request, borrowing: Any) -> str:
+        """What the confirmation names: the book, the member, and what is still unpaid."""
+        settings = self.desk.settings
+        today = clock.today(settings.timezone)
+        member = borrowing.user
+        who = f"{member.first_name} {member.last_name}".strip()
+        lines = [
+            Markup(
+                "<p class='return-what'>«{}» by {}, lent to <strong>{}</strong> {} "
+                "on {}, due {}.</p>"
+            ).format(
+                borrowing.book.title,
+                borrowing.book.author,
+                who or member.email,
+                f"<{member.email}>" if who else "",
+                borrowing.borrow_date,
+                borrowing.expected_return_date,
+            )
+        ]
+        fine = loan_rules.fine(borrowing, borrowing.book, today=today, settings=settings)
+        if fine is not None:
+            late = loan_rules.days_late(borrowing, today=today)
+            lines.append(
+                Markup(
+                    "<div class='alert alert-warning return-fine'>{} day(s) late: a FINE of ${} "
+                    "is added, with its checkout link.</div>"
+                ).format(late, fine)
+            )
+        for payment in borrowing.payments:
+            if payment_rules.is_unpaid(payment):
+                what = "fine" if payment.type == PaymentType.FINE.value else "borrowing fee"
+                lines.append(
+                    Markup(
+                        "<div class='alert alert-danger return-unpaid'>Unpaid {} of ${} ({}): "
+                        "take it now or waive it.</div>"
+                    ).format(what, payment.money_to_pay, payment.status)
+                )
+        return str(Markup("").join(lines))
 
     @row_action(
         name="return_book",
         text="Return",
-        confirmation=(
-            "Record the return of this book today? A late return adds a FINE with its "
-            "own checkout link."
-        ),
+        confirmation="Record the return of this book today?",
         submit_btn_text="Record the return",
         icon_class="fa fa-rotate-left",
         action_btn_class="btn btn-outline-primary",
+        modal_size="md",  # its form names the book and the member: _return_form
     )
     async def return_book(self, request: Request, pk: Any) -> None:
         """POST /api/borrowings/{id}/return/, made by the signed-in staff member."""
@@ -200,6 +250,58 @@ class BorrowingView(ReadOnlyDeskView):
             "warning",
         )
 
+    def _extend_form(self, request: Request, borrowing: Any) -> str:
+        settings = self.desk.settings
+        today = clock.today(settings.timezone)
+        latest = today + timedelta(days=settings.MAX_BORROW_DAYS)
+        offered = min(
+            borrowing.expected_return_date + timedelta(days=settings.DEFAULT_LOAN_DAYS), latest
+        )
+        return str(
+            Markup(
+                "<form><p>«{}», due {}. The added days are charged as a new payment.</p>"
+                "<label class='form-label' for='extend-until'>New due date</label>"
+                "<input class='form-control' type='date' id='extend-until' "
+                "name='expected_return_date' value='{}' min='{}' max='{}' required></form>"
+            ).format(
+                borrowing.book.title,
+                borrowing.expected_return_date,
+                offered,
+                borrowing.expected_return_date + timedelta(days=1),
+                latest,
+            )
+        )
+
+    @row_action(
+        name="extend",
+        text="Extend",
+        confirmation="Move the due date later?",
+        submit_btn_text="Extend the loan",
+        icon_class="fa fa-calendar-plus",
+        action_btn_class="btn btn-outline-secondary",
+        modal_size="md",  # its form asks the date: _extend_form
+    )
+    async def extend(self, request: Request, pk: Any) -> None:
+        """POST /api/borrowings/{id}/extend/, made by the signed-in staff member."""
+        form = await request.form()
+        try:
+            data = BorrowingExtend.model_validate(
+                {"expected_return_date": form.get("expected_return_date")}
+            )
+        except ValidationError as exc:
+            raise ActionFailed("Pick the new due date.") from exc
+        with refusal_fails_action():
+            borrowing = await self.desk.borrowings(request).extend(
+                int(pk), signed_in_staff(request), data
+            )
+        fee = borrowing.payments[-1]
+        flash(
+            request,
+            f"Borrowing #{borrowing.id} extended to {borrowing.expected_return_date}: "
+            f"${fee.money_to_pay} to pay, checkout link {fee.session_url}",
+            "success",
+        )
+
 
 class PaymentView(ReadOnlyDeskView):
     key = "payments"
@@ -209,7 +311,7 @@ class PaymentView(ReadOnlyDeskView):
     list_template = "admin/list_with_tabs.html"
     fields = [
         IntegerField("id", label="#"),
-        HasOne("borrowing", key="borrowings", label="Borrowing"),
+        NamedHasOne("borrowing", key="borrowings", label="Borrowing"),
         StringField(
             "member",
             label="Member",
@@ -231,9 +333,19 @@ class PaymentView(ReadOnlyDeskView):
             list_template="admin/fields/money.html",
             detail_template="admin/fields/money.html",
         ),
+        EnumField(
+            "method",
+            choices=[
+                (PaymentMethod.CARD.value, "Card"),
+                (PaymentMethod.CASH.value, "Cash"),
+                (PaymentMethod.WAIVED.value, "Waived"),
+            ],
+            label="Paid by",
+        ),
         URLField("session_url", label="Checkout link", exclude_from_list=True),
         DateTimeField("created_at", label="Created", output_format=DATETIME),
         DateTimeField("paid_at", label="Paid", exclude_from_list=True, output_format=DATETIME),
+        NamedHasOne("recorder", key="members", label="Recorded by", exclude_from_list=True),
     ]
     sortable_fields = ["id", "type", "status", "money_to_pay", "created_at"]
     fields_default_sort = [("id", True)]
@@ -243,6 +355,7 @@ class PaymentView(ReadOnlyDeskView):
         ("Expired", "status__eq=EXPIRED"),
         ("Pending", "status__eq=PENDING"),
         ("Paid", "status__eq=PAID"),
+        ("Waived", "status__eq=WAIVED"),
     ]
 
     def __init__(self, desk: Desk) -> None:
@@ -265,7 +378,7 @@ class PaymentView(ReadOnlyDeskView):
     def get_search_query(self, request: Request, term: str) -> Any:
         """The member's email, or the Stripe session id."""
         return or_(
-            Payment.borrowing.has(Borrowing.user.has(text_search(term, User.email))),
+            Payment.borrowing.has(Borrowing.user.has(member_search(term))),
             text_search(term, Payment.session_id),
         )
 
@@ -275,7 +388,48 @@ class PaymentView(ReadOnlyDeskView):
     async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
         if name == "new_checkout_link":
             return payment_rules.can_renew(obj, now=clock.now())
+        if name in ("paid_in_cash", "waive"):
+            return payment_rules.is_unpaid(obj)
         return await super().is_row_action_allowed_for_obj(request, name, obj)
+
+    @row_action(
+        name="paid_in_cash",
+        text="Paid in cash",
+        confirmation="Record this payment as paid in cash now? Its checkout link stops working.",
+        submit_btn_text="Paid in cash",
+        submit_btn_class="btn btn-success",
+        icon_class="fa fa-money-bill",
+        action_btn_class="btn btn-outline-success",
+    )
+    async def paid_in_cash(self, request: Request, pk: Any) -> None:
+        """POST /api/payments/{id}/cash/, made by the signed-in staff member."""
+        with refusal_fails_action():
+            payment = await self.desk.payments(request).take_cash(int(pk), signed_in_staff(request))
+        flash(request, f"Payment #{payment.id}: ${payment.money_to_pay} paid in cash.", "success")
+
+    @row_action(
+        name="waive",
+        text="Waive",
+        confirmation="Waive this payment? Nothing is owed on it afterwards.",
+        submit_btn_text="Waive",
+        submit_btn_class="btn btn-warning",
+        icon_class="fa fa-hand-holding-heart",
+        action_btn_class="btn btn-outline-warning",
+        form=(
+            "<form><label class='form-label mt-2' for='waive-reason'>Reason (required)</label>"
+            "<textarea class='form-control' id='waive-reason' name='reason' rows='3' "
+            f"maxlength='{payment_rules.MAX_WAIVER_REASON}' required></textarea></form>"
+        ),
+        modal_size="md",
+    )
+    async def waive(self, request: Request, pk: Any) -> None:
+        """POST /api/payments/{id}/waive/, made by the signed-in staff member."""
+        reason = (await request.form()).get("reason")
+        with refusal_fails_action():
+            payment = await self.desk.payments(request).waive(
+                int(pk), signed_in_staff(request), reason if isinstance(reason, str) else None
+            )
+        flash(request, f"Payment #{payment.id} (${payment.money_to_pay}) waived.", "success")
 
     @row_action(
         name="new_checkout_link",

@@ -27,10 +27,11 @@ from library_service.admin.views.base import (
     refused_form,
     validated,
 )
+from library_service.audit.schemas import AuditFilters
 from library_service.borrowings.schemas import BorrowingFilters
 from library_service.core.errors import AppError
 from library_service.core.pagination import PageParams
-from library_service.core.search import text_search
+from library_service.core.search import member_search
 from library_service.models import User
 from library_service.payments.schemas import PaymentFilters
 from library_service.users import rules
@@ -101,7 +102,7 @@ class MemberView(DeskView):
         return False  # a member's borrowings and payments keep their account: deactivate it
 
     def get_search_query(self, request: Request, term: str) -> Any:
-        return text_search(term, User.email, User.first_name, User.last_name)
+        return member_search(term)
 
     async def repr(self, obj: Any, request: Request) -> str:
         return str(obj.email)
@@ -122,11 +123,19 @@ class MemberView(DeskView):
         payments, payment_count = await self.desk.payments(request).list_payments(
             staff, PaymentFilters(user_id=user_id), page
         )
+        desk = self.desk.figures()
+        activity, activity_count = await self.desk.audit().list_entries(
+            AuditFilters(member_id=user_id), page
+        )
         return {
             "borrowings": borrowings,
             "borrowing_count": borrowing_count,
             "payments": payments,
             "payment_count": payment_count,
+            "holds": await desk.holds_of_member(user_id),
+            "owed": await desk.owed(user_id),
+            "activity": activity,
+            "activity_count": activity_count,
         }
 
     async def edit(self, request: Request, pk: Any, data: dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@ again through NotificationService, which queues its delivery once the change com
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -18,12 +19,24 @@ from starlette_admin import (
 )
 from starlette_admin.flash import flash
 
-from library_service.admin.desk import Desk
+from library_service.admin.desk import Desk, signed_in_staff
 from library_service.admin.views.base import DATETIME, ReadOnlyDeskView, for_each_row
 from library_service.core.search import text_search
 from library_service.models import MemberNotice, NoticeStatus, Notification, NotificationStatus
 
 QUEUED = "queued to be sent again"
+# What each kind of message is about, as the list shows it.
+KINDS = {
+    "borrowing_created": "New borrowing",
+    "borrowing_extended": "Loan extended",
+    "borrowing_returned": "Return",
+    "hold_ready": "Hold ready",
+    "hold_expired": "Hold expired",
+    "hold_cancelled": "Hold cancelled",
+    "overdue": "Overdue report",
+    "holds": "Holds report",
+    "payment_paid": "Payment received",
+}
 
 
 class StaffMessageView(ReadOnlyDeskView):
@@ -34,7 +47,13 @@ class StaffMessageView(ReadOnlyDeskView):
     list_template = "admin/list_with_tabs.html"
     fields = [
         IntegerField("id", label="#"),
-        StringField("kind"),
+        StringField(
+            "kind",
+            read_only=True,
+            getter=lambda request, message: KINDS.get(
+                message.kind, message.kind.replace("_", " ").capitalize()
+            ),
+        ),
         EnumField(
             "status",
             enum=NotificationStatus,
@@ -68,6 +87,15 @@ class StaffMessageView(ReadOnlyDeskView):
     async def repr(self, obj: Any, request: Request) -> str:
         return f"Message #{obj.id}"
 
+    def _sender(self, request: Request) -> Callable[[int], Awaitable[None]]:
+        """Sends one message again, on record as the signed-in staff member's doing."""
+        messages, staff_id = self.desk.messages(), signed_in_staff(request).id
+
+        async def send_again(message_id: int) -> None:
+            await messages.send_again(message_id, staff_id=staff_id)
+
+        return send_again
+
     async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
         if name == "send_again":
             return bool(obj.status == NotificationStatus.FAILED.value)
@@ -80,7 +108,7 @@ class StaffMessageView(ReadOnlyDeskView):
         action_btn_class="btn btn-outline-primary",
     )
     async def send_again(self, request: Request, pk: Any) -> None:
-        await for_each_row([pk], self.desk.messages().send_again, done=QUEUED)
+        await for_each_row([pk], self._sender(request), done=QUEUED)
         flash(request, f"Message #{pk} is queued to be sent again.", "success")
 
     @action(
@@ -89,9 +117,7 @@ class StaffMessageView(ReadOnlyDeskView):
         icon_class="fa fa-paper-plane",
     )
     async def send_again_selected(self, request: Request, selection: ActionSelection) -> None:
-        sent = await for_each_row(
-            await selection.pks(), self.desk.messages().send_again, done=QUEUED
-        )
+        sent = await for_each_row(await selection.pks(), self._sender(request), done=QUEUED)
         flash(request, f"{sent} message(s) queued to be sent again.", "success")
 
 

@@ -1,0 +1,295 @@
+"""Cash at the desk and waivers: Stripe's session is expired first, a payment is settled
+exactly once whatever else confirms or settles it at the same moment, and what is refused
+changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from library_service.models import Borrowing, Payment, User
+from library_service.payments import tasks
+from tests.desk.conftest import take_cash, waive
+from tests.factories import (
+    StripeDown,
+    app_path,
+    assert_error,
+    audit_entries,
+    fetch,
+    open_sessions,
+    paid_notifications,
+    post_event,
+    snapshot,
+    task_ctx,
+    the_payment,
+)
+
+
+async def test_cash_marks_the_payment_paid_by_the_staff_member_and_ends_its_link(
+    client, factory, db, sandbox, staff, payment
+):
+    response = await take_cash(client, factory, staff, payment["id"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["method"], body["recorded_by"]) == ("PAID", "cash", staff.id)
+    assert body["paid_at"] is not None
+    assert sandbox.sessions[payment["session_id"]]["status"] == "expired"
+    assert open_sessions(sandbox) == []
+    assert await paid_notifications(db) == 1
+    [entry] = await audit_entries(db)
+    assert (entry.actor_id, entry.action, entry.target_type, entry.target_id) == (
+        staff.id,
+        "payment.cash",
+        "payment",
+        payment["id"],
+    )
+    assert entry.changes == {"status": ["PENDING", "PAID"], "method": [None, "cash"]}
+    assert entry.member_id is not None and entry.book_id is not None
+
+
+async def test_cash_for_an_expired_payment(client, factory, db, sandbox, staff, payment, app):
+    sandbox.mark_expired(payment["session_id"])
+    await tasks.poll_expired_sessions(task_ctx(app, db, factory.settings))
+    assert (await fetch(db, Payment, payment["id"])).status == "EXPIRED"
+    response = await take_cash(client, factory, staff, payment["id"])
+    assert response.status_code == 200, response.text
+    assert (await fetch(db, Payment, payment["id"])).method == "cash"
+
+
+async def test_only_staff_take_cash_or_waive(client, factory, db, sandbox, payment):
+    member = await factory.member()
+    before = await snapshot(db, sandbox)
+    assert_error(await take_cash(client, factory, member, payment["id"]), 403, "permission_denied")
+    assert_error(await waive(client, factory, member, payment["id"]), 403, "permission_denied")
+    assert await snapshot(db, sandbox) == before
+    anonymous = await client.post(f"/api/payments/{payment['id']}/cash/")
+    assert_error(anonymous, 401, "not_authenticated")
+
+
+async def test_an_unknown_payment_is_not_found(client, factory, staff):
+    assert_error(await take_cash(client, factory, staff, 999), 404, "payment_not_found")
+    assert_error(await waive(client, factory, staff, 999), 404, "payment_not_found")
+
+
+async def test_a_session_already_paid_at_stripe_is_marked_paid_by_card_and_cash_refused(
+    client, factory, db, sandbox, staff, payment
+):
+    sandbox.mark_paid(payment["session_id"])  # paid on the member's phone a moment ago
+    assert_error(
+        await take_cash(client, factory, staff, payment["id"]), 400, "payment_already_paid"
+    )
+    row = await fetch(db, Payment, payment["id"])
+    assert (row.status, row.method, row.recorded_by) == ("PAID", "card", None)
+    assert await paid_notifications(db) == 1
+    assert await audit_entries(db) == []
+    assert_error(await waive(client, factory, staff, payment["id"]), 400, "payment_already_paid")
+
+
+async def test_paid_and_waived_payments_are_final(client, factory, db, sandbox, staff, payment):
+    assert (await take_cash(client, factory, staff, payment["id"])).status_code == 200
+    before = await snapshot(db, sandbox)
+    assert_error(
+        await take_cash(client, factory, staff, payment["id"]), 400, "payment_already_paid"
+    )
+    assert_error(await waive(client, factory, staff, payment["id"]), 400, "payment_already_paid")
+    assert await snapshot(db, sandbox) == before
+
+    _, borrowing = await factory.borrowed(client)
+    other = the_payment(borrowing)
+    assert (await waive(client, factory, staff, other["id"])).status_code == 200
+    assert_error(await take_cash(client, factory, staff, other["id"]), 400, "payment_waived")
+    assert_error(await waive(client, factory, staff, other["id"]), 400, "payment_waived")
+    member_renews = await factory.renew(client, await fetch_member(db, other["id"]), other["id"])
+    assert_error(member_renews, 400, "payment_waived")
+    assert len(await audit_entries(db)) == 2
+
+
+async def fetch_member(db, payment_id: int) -> User:
+    payment = await fetch(db, Payment, payment_id)
+    borrowing = await fetch(db, Borrowing, payment.borrowing_id)
+    return await fetch(db, User, borrowing.user_id)
+
+
+async def test_stripe_down_refuses_cash_and_changes_nothing(
+    client, factory, db, sandbox, staff, payment, stripe_mock
+):
+    before = await snapshot(db, sandbox)
+    with StripeDown(stripe_mock):
+        response = await take_cash(client, factory, staff, payment["id"])
+    assert_error(response, 503, "payment_provider_unavailable")
+    assert await snapshot(db, sandbox) == before
+    assert await audit_entries(db) == []
+
+
+async def test_a_waiver_needs_a_reason_of_1_to_500_characters(
+    client, factory, db, sandbox, staff, payment
+):
+    before = await snapshot(db, sandbox)
+    for reason in (None, "", "   ", "x" * 501):
+        response = await waive(client, factory, staff, payment["id"], reason=reason)
+        assert_error(response, 400, "waiver_reason_required")
+    assert await snapshot(db, sandbox) == before
+    assert sandbox.sessions[payment["session_id"]]["status"] == "open"
+
+    response = await waive(client, factory, staff, payment["id"], reason="  x" * 166 + " ")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["method"], body["recorded_by"]) == ("WAIVED", "waived", staff.id)
+    assert body["paid_at"] is None
+    assert sandbox.sessions[payment["session_id"]]["status"] == "expired"
+    [entry] = await audit_entries(db, "payment.waive")
+    assert entry.reason == ("  x" * 166).strip()
+    assert entry.changes == {"status": ["PENDING", "WAIVED"], "method": [None, "waived"]}
+    assert await paid_notifications(db) == 0
+
+
+async def test_a_waived_fine_no_longer_blocks_borrowing(client, factory, db, staff):
+    member = await factory.member()
+    late = await factory.overdue_borrowing(member, await factory.book(), days_late=2)
+    returned = await factory.return_book(client, member, late.id, on=0)
+    fine = the_payment(returned.json(), "FINE")
+    book = await factory.book()
+    assert_error(await factory.borrow(client, member, book, on=0), 400, "unpaid_fines")
+    assert (await waive(client, factory, staff, fine["id"], reason="First time")).status_code == 200
+    assert (await factory.borrow(client, member, book, on=0)).status_code == 201
+    payments = await client.get("/api/payments/?status=WAIVED", headers=factory.auth(member))
+    assert [p["id"] for p in payments.json()["results"]] == [fine["id"]]
+
+
+# --- races ---------------------------------------------------------------------------------
+
+
+async def _paid_once(db, payment_id: int) -> Payment:
+    row = await fetch(db, Payment, payment_id)
+    assert row.status == "PAID"
+    assert await paid_notifications(db) == 1
+    return row
+
+
+async def test_cash_racing_the_success_redirect_of_a_paid_session(
+    client, browser, factory, db, sandbox, staff, payment
+):
+    redirect = await browser.post(payment["session_url"] + "/pay")
+    path = app_path(redirect.headers["location"])
+    cash, back = await asyncio.gather(
+        take_cash(client, factory, staff, payment["id"]), client.get(path)
+    )
+    assert back.status_code == 200, back.text
+    assert_error(cash, 400, "payment_already_paid")
+    assert (await _paid_once(db, payment["id"])).method == "card"
+    assert await audit_entries(db) == []
+
+
+async def test_cash_racing_the_webhook_of_a_paid_session(
+    client, browser, factory, db, sandbox, staff, payment
+):
+    await browser.post(payment["session_url"] + "/pay")
+    payload, header = sandbox.signed_event(
+        "checkout.session.completed", sandbox.sessions[payment["session_id"]]
+    )
+    cash, hook = await asyncio.gather(
+        take_cash(client, factory, staff, payment["id"]), post_event(client, payload, header)
+    )
+    assert hook.status_code == 200, hook.text
+    assert_error(cash, 400, "payment_already_paid")
+    assert (await _paid_once(db, payment["id"])).method == "card"
+
+
+async def test_cash_racing_the_expiry_poll(client, factory, db, sandbox, staff, payment, app):
+    """The poll may see the session the desk just expired, and mark the payment EXPIRED
+    first: the cash is taken all the same, once."""
+    ctx = task_ctx(app, db, factory.settings)
+    cash, _ = await asyncio.gather(
+        take_cash(client, factory, staff, payment["id"]), tasks.poll_expired_sessions(ctx)
+    )
+    assert cash.status_code == 200, cash.text
+    assert (await _paid_once(db, payment["id"])).method == "cash"
+    await tasks.poll_expired_sessions(ctx)
+    assert (await fetch(db, Payment, payment["id"])).status == "PAID"
+
+
+async def test_cash_racing_the_poll_of_a_session_paid_meanwhile(
+    client, factory, db, sandbox, staff, payment, app
+):
+    sandbox.mark_paid(payment["session_id"])
+    ctx = task_ctx(app, db, factory.settings)
+    cash, _ = await asyncio.gather(
+        take_cash(client, factory, staff, payment["id"]), tasks.poll_expired_sessions(ctx)
+    )
+    assert_error(cash, 400, "payment_already_paid")
+    assert (await _paid_once(db, payment["id"])).method == "card"
+
+
+async def test_two_staff_pressing_paid_in_cash_at_once(client, factory, db, staff, payment):
+    colleague = await factory.staff()
+    responses = await asyncio.gather(
+        take_cash(client, factory, staff, payment["id"]),
+        take_cash(client, factory, colleague, payment["id"]),
+    )
+    assert sorted(r.status_code for r in responses) == [200, 400], [r.text for r in responses]
+    refused = next(r for r in responses if r.status_code == 400)
+    assert_error(refused, 400, "payment_already_paid")
+    await _paid_once(db, payment["id"])
+    assert len(await audit_entries(db, "payment.cash")) == 1
+
+
+async def test_waive_racing_cash_and_another_waiver(client, factory, db, staff, payment):
+    colleague = await factory.staff()
+    responses = await asyncio.gather(
+        waive(client, factory, staff, payment["id"]),
+        take_cash(client, factory, colleague, payment["id"]),
+        waive(client, factory, colleague, payment["id"], reason="Their first loan"),
+    )
+    assert sorted(r.status_code for r in responses) == [200, 400, 400], [r.text for r in responses]
+    row = await fetch(db, Payment, payment["id"])
+    expected_code = "payment_waived" if row.status == "WAIVED" else "payment_already_paid"
+    for refused in (r for r in responses if r.status_code == 400):
+        assert_error(refused, 400, expected_code)
+    assert len(await audit_entries(db)) == 1
+    assert await paid_notifications(db) == (1 if row.status == "PAID" else 0)
+
+
+async def test_cash_racing_the_members_renewal_leaves_nothing_payable(
+    client, factory, db, sandbox, staff, payment
+):
+    member = await fetch_member(db, payment["id"])
+    sandbox.mark_expired(payment["session_id"])
+    cash, renewal = await asyncio.gather(
+        take_cash(client, factory, staff, payment["id"]),
+        factory.renew(client, member, payment["id"]),
+    )
+    row = await fetch(db, Payment, payment["id"])
+    if cash.status_code == 200:  # the desk came first: the renewal's session was abandoned
+        assert row.status == "PAID"
+        assert open_sessions(sandbox) == []
+        assert renewal.status_code in (400, 409), renewal.text
+    else:  # the renewal came first: the desk is told to reload, the new link stands
+        assert_error(cash, 409, "payment_changed")
+        assert renewal.status_code == 200
+        assert row.status == "PENDING"
+        assert open_sessions(sandbox) == [row.session_id]
+
+
+async def test_a_waiver_of_a_fine_recorded_without_a_session(
+    client, factory, db, staff, stripe_mock
+):
+    member = await factory.member()
+    late = await factory.overdue_borrowing(member, await factory.book(), days_late=1)
+    with StripeDown(stripe_mock):
+        returned = await factory.return_book(client, member, late.id, on=0)
+    fine = the_payment(returned.json(), "FINE")
+    assert fine["session_id"] is None
+    response = await waive(client, factory, staff, fine["id"], reason="Stripe was down")
+    assert response.status_code == 200, response.text
+    assert (await fetch(db, Payment, fine["id"])).status == "WAIVED"
+
+
+async def test_a_waived_payments_link_tells_the_member_there_is_nothing_to_pay(
+    client, factory, staff, payment
+):
+    assert (await waive(client, factory, staff, payment["id"])).status_code == 200
+    page = await client.get(
+        f"/api/payments/cancel/?session_id={payment['session_id']}",
+        headers={"Accept": "text/html"},
+    )
+    assert page.status_code == 200
+    assert "The library waived this payment" in page.text
