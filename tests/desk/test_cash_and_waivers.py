@@ -8,13 +8,16 @@ import asyncio
 
 from library_service.models import Borrowing, Payment, User
 from library_service.payments import tasks
+from library_service.users.schemas import AuthUser
 from tests.desk.conftest import take_cash, waive
 from tests.factories import (
     StripeDown,
     app_path,
     assert_error,
     audit_entries,
+    deliver_notices,
     fetch,
+    member_notices,
     open_sessions,
     paid_notifications,
     post_event,
@@ -293,3 +296,34 @@ async def test_a_waived_payments_link_tells_the_member_there_is_nothing_to_pay(
     )
     assert page.status_code == 200
     assert "The library waived this payment" in page.text
+
+
+async def test_cash_sends_the_member_a_receipt_saying_how_it_was_paid(
+    client, factory, app, db, settings, staff, payment, mailbox
+):
+    assert (await take_cash(client, factory, staff, payment["id"])).status_code == 200
+    [receipt] = await member_notices(db, "receipt")
+    facts = dict(tuple(fact) for fact in receipt.facts)
+    assert facts["Paid by"] == "cash, at the desk"
+    assert facts["Amount"] == f"${payment['money_to_pay']}"
+    await deliver_notices(app, db, settings)
+    [mail] = [m for m in mailbox.messages() if m.message["Subject"] == receipt.subject]
+    assert "cash, at the desk" in mail.message.get_body(("plain",)).get_content()
+
+
+async def test_a_waiver_sends_no_receipt(client, factory, db, staff, payment):
+    assert (await waive(client, factory, staff, payment["id"], "a regular")).status_code == 200
+    assert await member_notices(db, "receipt") == []
+
+
+async def test_the_desk_e_mails_the_payment_link(app, db, settings, staff, payment, mailbox):
+    services = app.state.services
+    payments = services.payments(services.unit_of_work())
+    desk = AuthUser(id=staff.id, email=staff.email, is_staff=True)
+    sent = await payments.send_payment_link(payment["id"], desk)
+    assert sent.session_url == payment["session_url"]
+    [notice] = await member_notices(db, "payment_link")
+    assert notice.link_path == payment["session_url"]
+    await deliver_notices(app, db, settings)
+    [mail] = [m for m in mailbox.messages() if m.message["Subject"] == notice.subject]
+    assert payment["session_url"] in mail.message.get_body(("plain",)).get_content()

@@ -22,7 +22,7 @@ class BorrowingCreate(InputModel):
     expected_return_date: IsoDate = Field(
         description="After today, and at most MAX_BORROW_DAYS (60) ahead."
     )
-    user: int | None = Field(
+    user: JsonInt | None = Field(
         default=None,
         ge=1,
         le=MAX_ID,

@@ -160,13 +160,23 @@ class PaymentService:
         return await self._settle_at_desk(payment_id, staff, PaymentMethod.WAIVED, reason=text)
 
     async def send_payment_link(self, payment_id: int, staff: AuthUser) -> Payment:
-        """The desk sends a member the checkout link of a payment still owed: the payment,
-        whose `session_url` the desk shows to hand over.
-
-        The one place where the member notice carrying the link is to be recorded, once
-        member notices exist (in a write phase here, so it commits with nothing else)."""
+        """The desk sends a member the checkout link of a payment still owed: it is e-mailed
+        to them and shown in their app (a member notice), and the desk shows it to hand
+        over. A payment without a session yet (Stripe was down) has no link to send."""
         payment = await self.get_payment(payment_id, staff)
         rules.check_still_owed(payment)
+        if payment.session_url is None:
+            return payment
+        async with self.uow.write() as session:
+            owed = await PaymentRepository(session).summary(payment_id)
+            await MemberNoticeService(session).record_payment_link(
+                Recipient(owed.user_id, owed.email),
+                payment_id=payment_id,
+                title=owed.title,
+                amount=owed.money_to_pay,
+                what=_what(owed),
+                checkout_url=payment.session_url,
+            )
         return payment
 
     async def _settle_at_desk(
@@ -208,6 +218,7 @@ class PaymentService:
             if method == PaymentMethod.CASH:
                 text = messages.payment_received(settled)
                 await NotificationService(session).record("payment_paid", text)
+                await _record_receipt(session, settled, how="cash, at the desk")
             settled_payment = await payments.get(payment_id)
         assert settled_payment is not None
         return settled_payment
@@ -317,16 +328,25 @@ async def _fulfil(session: AsyncSession, session_id: str) -> bool:
     if paid is None:
         return False
     await NotificationService(session).record("payment_paid", messages.payment_received(paid))
+    await _record_receipt(session, paid, how="card (Stripe Checkout)")
+    return True
+
+
+def _what(payment: PaymentSummary) -> str:
+    return "late return fine" if payment.type == PaymentType.FINE.value else "borrowing fee"
+
+
+async def _record_receipt(session: AsyncSession, paid: PaymentSummary, *, how: str) -> None:
+    """The member's receipt: amount, what for, how paid, when."""
     receipt = notices.receipt(
         payment_id=paid.id,
         title=paid.title,
         amount=paid.money_to_pay,
-        what="late return fine" if paid.type == PaymentType.FINE.value else "borrowing fee",
-        how="card (Stripe Checkout)",
+        what=_what(paid),
+        how=how,
         paid_at=paid.paid_at or clock.now(),
     )
     await MemberNoticeService(session).record(Recipient(paid.user_id, paid.email), receipt)
-    return True
 
 
 def _signed_at(header: str) -> int:

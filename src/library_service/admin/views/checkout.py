@@ -93,9 +93,9 @@ class CheckoutView(CustomView):
         context = await self._search_context(form)
         try:
             data = BorrowingCreate.model_validate(
-                {
-                    "book": form.get("book"),
-                    "user": form.get("user"),
+                {  # a form's fields are strings; the API's body takes JSON numbers
+                    "book": _form_id(form.get("book")),
+                    "user": _form_id(form.get("user")),
                     "expected_return_date": form.get("due"),
                 }
             )
