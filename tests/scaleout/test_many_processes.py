@@ -52,7 +52,13 @@ async def notifications(database_url: str) -> dict[int, tuple[str, str]]:
         await db.dispose()
 
 
-async def eventually(check: Any, *, within: float, what: str) -> None:
+# How long a check may take to come true. It only bounds a failing run (a passing one goes
+# on as soon as the check holds): on a busy 2-core machine, a killed worker's messages took
+# over 30 s to be sent again (arq waits for the dead worker's jobs to time out).
+PATIENCE = 90.0
+
+
+async def eventually(check: Any, *, within: float = PATIENCE, what: str) -> None:
     deadline = time.monotonic() + within
     while not await check():
         assert time.monotonic() < deadline, f"not within {within} s: {what}"
@@ -211,7 +217,7 @@ async def test_many_processes_behave_as_one_library(stack: Stack, factory):
     assert statuses == [401, 401, 401, 429, 429, 429]
 
     # Every staff message reaches the chat exactly once.
-    await eventually(lambda: all_sent(stack), within=20, what="every message SENT")
+    await eventually(lambda: all_sent(stack), what="every message SENT")
     recorded = await notifications(stack.database_url)
     delivered = Counter(stack.telegram.delivered()[baseline:])
     assert delivered == Counter(text for text, _ in recorded.values())
@@ -270,7 +276,7 @@ async def test_a_worker_killed_mid_send_loses_nothing(stack: Stack, factory):
     tokens, books = await prepare(stack, factory, members=2)
     load = Load(stack, tokens, books)
     await load.run(cycles=1)  # leaves nothing pending: every payment is PAID
-    await eventually(lambda: all_sent(stack), within=20, what="the first messages")
+    await eventually(lambda: all_sent(stack), what="the first messages")
     async with httpx.AsyncClient(base_url=stack.url, timeout=15) as http:
         unpaid = await http.post(  # a payment the worker's expiry poll will ask Stripe about
             "/api/borrowings/",
@@ -310,7 +316,7 @@ async def test_a_worker_killed_mid_send_loses_nothing(stack: Stack, factory):
 
     # Its sends go out again (arq runs a dead worker's job again after the job timeout
     # plus 10 s), by the survivor; the survivor's poll slots go on meanwhile.
-    await eventually(lambda: all_sent(stack), within=30, what="the killed worker's messages")
+    await eventually(lambda: all_sent(stack), what="the killed worker's messages")
     recorded = await notifications(stack.database_url)
     delivered = Counter(stack.telegram.delivered()[baseline:])
     assert set(delivered) == {text for text, _ in recorded.values()}
