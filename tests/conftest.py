@@ -19,7 +19,6 @@ import pytest
 import respx
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
 
 from library_service.core.config import Settings
 from library_service.core.db import Database, async_database_url
@@ -33,8 +32,8 @@ from library_service.dev.embedded import (
 )
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.main import create_app
-from library_service.models import Base
 from tests.factories import TODAY, Factory, on_day
+from tests.isolation import emptying_script
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_BASE = "https://stripe.test"
@@ -128,12 +127,20 @@ async def db(app: Any) -> Database:
     return database
 
 
+@pytest.fixture(scope="session")
+async def emptying(db: Database) -> str:
+    """The script that empties the test database (see tests/isolation.py)."""
+    async with db.autocommit_engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        return await emptying_script(raw.driver_connection)
+
+
 @pytest.fixture(autouse=True)
-async def clean_state(app: Any, db: Database) -> None:
+async def clean_state(app: Any, db: Database, emptying: str) -> None:
     """Every test starts from empty tables and an empty Redis (queue, login throttle)."""
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    async with db.engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    async with db.autocommit_engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.execute(emptying)
     await app.state.queue.flushdb()
 
 
