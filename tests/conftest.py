@@ -35,6 +35,9 @@ from library_service.main import create_app
 from tests.factories import TODAY, Factory, on_day
 from tests.isolation import emptying_script
 
+# Headless Chromium and live servers, for tests/browser and tests/admin: one of each per run.
+pytest_plugins = ["tests.browser.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_BASE = "https://stripe.test"
 SANDBOX_PAGES = "https://checkout.stripe.test"
