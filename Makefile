@@ -31,8 +31,12 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/library-service run
 
+# Two test processes (pytest-xdist), each with its own database, Redis database and server
+# folders (tests/servers.py); TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -35,6 +35,7 @@ from library_service.dev.fake_stripe import SandboxStripe
 from library_service.main import create_app
 from tests.factories import TODAY, Factory, on_day
 from tests.isolation import emptying_script
+from tests.servers import data_folder, redis_url_for_worker
 
 # Headless Chromium and live servers, for tests/browser and tests/admin: one of each per run.
 pytest_plugins = ["tests.browser.fixtures"]
@@ -68,9 +69,9 @@ def database_url_for_tests() -> Iterator[str]:
 def redis_url_for_tests() -> Iterator[str]:
     url = os.environ.get("TEST_REDIS_URL")
     if url:
-        yield url
+        yield redis_url_for_worker(url)
         return
-    server = EmbeddedRedis(DATA_DIR / "redis-test").start()
+    server = EmbeddedRedis(data_folder("redis-test")).start()
     try:
         yield server.url
     finally:
