@@ -20,8 +20,11 @@ $(BIN)/uv:
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # Installs exactly what uv.lock pins (dev tools included); re-runs when the lock changes.
-$(VENV)/.installed: $(BIN)/uv pyproject.toml uv.lock
-	$(BIN)/uv sync --frozen --inexact --quiet
+# Compiled to bytecode once here: with PYTHONDONTWRITEBYTECODE set (as in the image), every
+# Python process (the suite, and each server or worker it starts) would compile the
+# dependencies again, seconds of CPU each time.
+$(VENV)/.installed: $(BIN)/uv pyproject.toml uv.lock Makefile
+	$(BIN)/uv sync --frozen --inexact --quiet --compile-bytecode
 	@touch $@
 
 install: $(VENV)/.installed
@@ -29,8 +32,12 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/library-service run
 
+# Two test processes (pytest-xdist), each with its own database, Redis database and server
+# folders (tests/servers.py); TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
@@ -19,7 +20,6 @@ import pytest
 import respx
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
 
 from library_service.core.config import Settings
 from library_service.core.db import Database, async_database_url
@@ -34,9 +34,13 @@ from library_service.dev.embedded import (
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.dev.mailbox import Mailbox
 from library_service.main import create_app
-from library_service.models import Base
 from tests.factories import TODAY, Factory, on_day
+from tests.isolation import emptying_script
 from tests.pgbouncer import suite_database
+from tests.servers import data_folder, redis_url_for_worker
+
+# Headless Chromium and live servers, for tests/browser and tests/admin: one of each per run.
+pytest_plugins = ["tests.browser.fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_BASE = "https://stripe.test"
@@ -67,9 +71,9 @@ def database_url_for_tests() -> Iterator[str]:
 def redis_url_for_tests() -> Iterator[str]:
     url = os.environ.get("TEST_REDIS_URL")
     if url:
-        yield url
+        yield redis_url_for_worker(url)
         return
-    server = EmbeddedRedis(DATA_DIR / "redis-test").start()
+    server = EmbeddedRedis(data_folder("redis-test")).start()
     try:
         yield server.url
     finally:
@@ -161,12 +165,20 @@ async def db(app: Any) -> Database:
     return database
 
 
+@pytest.fixture(scope="session")
+async def emptying(db: Database) -> str:
+    """The script that empties the test database (see tests/isolation.py)."""
+    async with db.autocommit_engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        return await emptying_script(raw.driver_connection)
+
+
 @pytest.fixture(autouse=True)
-async def clean_state(app: Any, db: Database) -> None:
+async def clean_state(app: Any, db: Database, emptying: str) -> None:
     """Every test starts from empty tables and an empty Redis (queue, login throttle)."""
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    async with db.engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    async with db.autocommit_engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.execute(emptying)
     await app.state.queue.flushdb()
     app.state.services.login_counts.clear()
 
@@ -178,10 +190,18 @@ async def client(app: Any, stripe_mock: respx.MockRouter) -> AsyncIterator[httpx
         yield http
 
 
+@pytest.fixture(scope="session")
+def tls() -> ssl.SSLContext:
+    """Made once: each new one loads the CA bundle, ~40 ms of CPU."""
+    return ssl.create_default_context()
+
+
 @pytest.fixture
-async def browser(stripe_mock: respx.MockRouter) -> AsyncIterator[httpx.AsyncClient]:
+async def browser(
+    stripe_mock: respx.MockRouter, tls: ssl.SSLContext
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client for the sandbox's hosted checkout pages (served through respx)."""
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=tls) as http:
         yield http
 
 

@@ -1,12 +1,15 @@
 """Servers a test may stop and start again: a PostgreSQL of its own, migrated (stopping the
-suite's shared one would hurt the other tests)."""
+suite's shared one would hurt the other tests); and the folders, ports and databases that
+keep parallel test processes (pytest-xdist workers) apart."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from alembic import command
 from alembic.config import Config
@@ -14,13 +17,34 @@ from alembic.config import Config
 from library_service.dev.embedded import DATA_DIR, create_database, start_postgres, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
+# "gw0", "gw1", ... in a pytest-xdist worker; empty in a run without workers.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def data_folder(name: str) -> Path:
+    """`.data/<name>` of this test process: each xdist worker has its own (a server one
+    worker stops must not be the one another is using). A test that keeps a server in a
+    folder of its own takes the folder from here."""
+    return DATA_DIR / f"{name}-{WORKER}" if WORKER else DATA_DIR / name
+
+
+def redis_url_for_worker(url: str) -> str:
+    """TEST_REDIS_URL's server, on a database of this worker's own: worker n uses the
+    database n below the one given (of Redis's 16), so that flushing it between tests
+    leaves the other workers' alone."""
+    if not WORKER:
+        return url
+    parts = urlsplit(url)
+    given = int(parts.path.strip("/") or 0)
+    number = int(WORKER.removeprefix("gw"))
+    return urlunsplit(parts._replace(path=f"/{(given - number) % 16}"))
 
 
 class RestartablePostgres:
     """An embedded PostgreSQL in `.data/<folder>` with a freshly migrated `database`."""
 
     def __init__(self, folder: str, database: str) -> None:
-        self.folder = DATA_DIR / folder
+        self.folder = data_folder(folder)
         self.url = start_postgres(self.folder)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

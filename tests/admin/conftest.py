@@ -1,5 +1,6 @@
-"""Fixtures for the admin's tests: the browser fixtures of tests/browser, a staff account,
-rows to work on, and signing in (in the browser, or over HTTP with the form's CSRF token)."""
+"""Fixtures for the admin's tests: a staff account, rows to work on, and signing in (in the
+browser, whose fixtures are tests/browser/fixtures.py, or over HTTP with the form's CSRF
+token)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,6 @@ from sqlalchemy import insert
 
 from library_service.core import clock
 from library_service.models import Borrowing, Notification, Payment, User
-from tests.browser.conftest import (  # noqa: F401 - fixtures, used by name
-    Served,
-    chromium,
-    chromium_executable,
-    console_errors,
-    keep_on_origin,
-    live_server,
-    page,
-    serve,
-)
 
 STAFF_EMAIL = "desk@library.test"
 STAFF_PASSWORD = "desk-password-1"
@@ -39,12 +30,12 @@ async def staff(factory) -> User:
 
 
 @pytest.fixture
-def admin_url(live_server, stripe_mock) -> str:  # noqa: F811 - the fixture
+def admin_url(live_server, stripe_mock) -> str:
     """The admin as the browser reaches it; Stripe is faked for the server's calls."""
     return f"{live_server.public_url}/admin"
 
 
-async def sign_in(page: Page, admin_url: str, email: str, password: str) -> None:  # noqa: F811
+async def sign_in(page: Page, admin_url: str, email: str, password: str) -> None:
     await page.goto(f"{admin_url}/login")
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password", exact=True).fill(password)
@@ -52,7 +43,7 @@ async def sign_in(page: Page, admin_url: str, email: str, password: str) -> None
 
 
 @pytest.fixture
-def signed_in(page, admin_url, staff) -> Callable[[], Awaitable[Page]]:  # noqa: F811
+def signed_in(page, admin_url, staff) -> Callable[[], Awaitable[Page]]:
     async def go() -> Page:
         await sign_in(page, admin_url, STAFF_EMAIL, STAFF_PASSWORD)
         await expect(page.get_by_role("heading", name="Desk", exact=True)).to_be_visible()

@@ -17,12 +17,13 @@ from arq.worker import Worker
 from sqlalchemy import select, text
 
 from library_service.core.queue import connect_queue, redis_settings
-from library_service.dev.embedded import DATA_DIR, EmbeddedRedis
+from library_service.dev.embedded import EmbeddedRedis
 from library_service.models import Notification
 from library_service.notifications.tasks import deliver_notification, relay_notifications
 from library_service.notifications.telegram import TelegramClient
 from library_service.worker import worker_settings
 from tests.factories import on_day, pay, the_payment
+from tests.servers import data_folder
 
 DUE = date(2026, 3, 4)  # two days after the borrowings here, made on day 1 (Monday)
 
@@ -225,7 +226,7 @@ async def test_without_a_token_messages_are_logged(
 async def test_redis_down_while_borrowing_loses_nothing(
     app, client, factory, settings, telegram, db
 ):
-    redis = EmbeddedRedis(DATA_DIR / "redis-outage-test").start()
+    redis = EmbeddedRedis(data_folder("redis-outage-test")).start()
     outage_queue = connect_queue(redis.url)
     usual_queue, app.state.queue = app.state.queue, outage_queue
     member = await factory.member()

@@ -19,15 +19,11 @@ from starlette.routing import Route
 from library_service.core.config import Settings
 from library_service.core.db import Database, UnitOfWork
 from library_service.core.queue import connect_queue
-from library_service.dev.embedded import (
-    DATA_DIR,
-    EmbeddedRedis,
-    free_port,
-)
+from library_service.dev.embedded import EmbeddedRedis, free_port
 from library_service.dev.local import serve_in_thread
 from library_service.models import Notification
 from library_service.notifications.service import NotificationService
-from tests.servers import RestartablePostgres
+from tests.servers import RestartablePostgres, data_folder
 
 TELEGRAM_TOKEN = "123:worker-test"
 
@@ -94,7 +90,7 @@ def fake_telegram(telegram_server: FakeTelegram, stripe_mock: respx.MockRouter) 
 @pytest.fixture
 def own_redis() -> Iterator[EmbeddedRedis]:
     """A Redis to stop and start again (on the same port, empty, like one without disk)."""
-    redis = EmbeddedRedis(DATA_DIR / "redis-worker-test").start()
+    redis = EmbeddedRedis(data_folder("redis-worker-test")).start()
     yield redis
     redis.stop()
 

@@ -16,12 +16,13 @@ import httpx
 import psutil
 import pytest
 
-from library_service.dev.embedded import DATA_DIR, EmbeddedRedis, free_port
+from library_service.dev.embedded import EmbeddedRedis, free_port
+from tests.servers import data_folder
 
 pytestmark = pytest.mark.slow
 
 COMMAND = Path(sys.executable).parent / "library-service"
-RUN_DATA = DATA_DIR / "run-test"  # kept between test runs: the database is created once
+RUN_DATA = data_folder("run-test")  # kept between test runs: the database is created once
 
 
 def gone(pid: int) -> bool:
@@ -146,7 +147,7 @@ def start_and_abandon(data_dir: Path) -> int:
 
 
 async def test_a_start_stops_the_servers_an_abandoned_run_left():
-    data_dir = DATA_DIR / "abandoned-test"
+    data_dir = data_folder("abandoned-test")
     abandoned = [await asyncio.to_thread(start_and_abandon, data_dir)]
     abandoned.append(postgres_pid(data_dir / "postgres"))
     await asyncio.sleep(0.5)

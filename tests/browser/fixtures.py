@@ -1,5 +1,8 @@
 """Fixtures for tests in a real browser: headless Chromium, and apps served over real HTTP.
 
+A plugin of the root conftest, so that the whole run shares one browser and one live
+server (a conftest imported by another folder's conftest would make a second of each).
+
 Playwright drives the system's Chromium (Debian's `chromium` package, /usr/bin/chromium;
 CHROMIUM_PATH overrides): Playwright's own browser download is not used. Without Chromium
 the browser tests are skipped, except under CI, where they fail (.ci/run installs it).
