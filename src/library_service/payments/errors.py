@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from library_service.core.errors import AppError, NotFoundError, ServiceUnavailableError
+from library_service.core.errors import (
+    AppError,
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 
 class PaymentProviderUnavailableError(ServiceUnavailableError):
@@ -51,7 +56,7 @@ class PaymentNotExpiredError(AppError):
     message = "This payment's checkout session is still open; pay it at its session_url."
 
 
-class PaymentChangedError(AppError):
+class PaymentChangedError(ConflictError):
     code = "payment_changed"
     message = "This payment changed meanwhile; reload it and try again."
 
