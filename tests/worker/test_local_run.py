@@ -72,7 +72,9 @@ async def local_run(tmp_path) -> AsyncIterator[LocalRun]:
     environment |= {"LIBRARY_DATA_DIR": str(RUN_DATA), "BCRYPT_ROUNDS": "4"}
     # Any free ports for the sandbox Stripe and the mailbox: a `make run` of this checkout,
     # or another test process, may hold the fixed ones.
-    environment |= {"SANDBOX_STRIPE_PORT": "0", "SANDBOX_SMTP_PORT": "0", "SANDBOX_MAILBOX_PORT": "0"}
+    environment |= dict.fromkeys(
+        ("SANDBOX_STRIPE_PORT", "SANDBOX_SMTP_PORT", "SANDBOX_MAILBOX_PORT"), "0"
+    )
     with (tmp_path / "run.log").open("w") as log:
         process = await asyncio.create_subprocess_exec(
             COMMAND,
