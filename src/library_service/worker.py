@@ -117,12 +117,15 @@ FUNCTIONS = [
         max_tries=1000,
         keep_result=0,
     ),
+    # No timeout of its own: arq keeps every job's in-progress mark for the longest timeout
+    # of all functions (+10 s), so one long timeout here would hold a dead worker's staff
+    # messages for as long. A batch that overruns the job timeout is run again, and sends
+    # only what is still unsent.
     func(
         _job(deliver_member_notices),
         name=notification_jobs.DELIVER_NOTICES,
         max_tries=3,
         keep_result=0,
-        timeout=3600,
     ),
     func(
         _job(attach_missing_session),
