@@ -69,7 +69,12 @@ async def local_run(tmp_path) -> AsyncIterator[LocalRun]:
     embedded PostgreSQL and Redis and the sandbox Stripe, serving on a free port."""
     port = free_port()
     environment = {name: value for name, value in os.environ.items() if name in {"PATH", "HOME"}}
-    environment |= {"LIBRARY_DATA_DIR": str(RUN_DATA), "BCRYPT_ROUNDS": "4"}
+    # The sandbox Stripe on a free port too: 8010 may be a `make run`'s, or another worker's.
+    environment |= {
+        "LIBRARY_DATA_DIR": str(RUN_DATA),
+        "BCRYPT_ROUNDS": "4",
+        "SANDBOX_STRIPE_PORT": "0",
+    }
     with (tmp_path / "run.log").open("w") as log:
         process = await asyncio.create_subprocess_exec(
             COMMAND,
