@@ -35,9 +35,16 @@ run: install
 # Two test processes (pytest-xdist), each with its own database, Redis database and server
 # folders (tests/servers.py); TEST_WORKERS=0 runs the suite in this one process.
 TEST_WORKERS ?= 2
+# The many-process tests (tests/scaleout/) start a dozen processes of their own: they run
+# after the rest, alone, so that their timings do not depend on what the other test process
+# is doing. SCALEOUT=0 leaves them out.
+SCALEOUT ?= 1
 
 test: install
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not scaleout"
+ifneq ($(SCALEOUT),0)
+	$(BIN)/pytest -n 0 tests/scaleout
+endif
 
 lint: install
 	$(BIN)/ruff check .

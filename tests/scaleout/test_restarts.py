@@ -11,6 +11,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from library_service.worker import JOB_COMPLETION_WAIT_SECONDS
 from tests.scaleout.conftest import DRAIN_SECONDS, Stack
 from tests.scaleout.test_many_processes import Load, all_sent, eventually, notifications, prepare
 
@@ -54,7 +55,8 @@ async def test_restarting_every_api_process_under_load_fails_no_request(stack: S
         stack.telegram.delay = 0.3
         worker = stack.workers["a"]
         worker.signal(signal.SIGTERM)
-        assert await asyncio.to_thread(worker.wait, 20) == 0
+        # It may take up to the job-completion wait (30 s) to let its jobs finish.
+        assert await asyncio.to_thread(worker.wait, JOB_COMPLETION_WAIT_SECONDS + 15) == 0
         stack.telegram.delay = 0.0
         worker.start()
     finally:
