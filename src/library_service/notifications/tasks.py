@@ -156,7 +156,7 @@ async def _settle(db: Database, step: Callable[[NoticeDeliveryRepository], Await
     """Run one settling statement, riding out a short database outage."""
 
     async def run() -> T:
-        async with db.autocommit_engine.connect() as connection:
+        async with db.autocommit_engine.begin() as connection:
             return await step(NoticeDeliveryRepository(connection))
 
     for delay in SETTLE_RETRY_DELAYS:
@@ -205,7 +205,7 @@ async def deliver_member_notice(ctx: dict[str, Any], notice_id: int) -> str:
     db: Database = ctx["db"]
     mailer: Mailer = ctx["mailer"]
     settings: Settings = ctx["settings"]
-    async with db.autocommit_engine.connect() as connection:
+    async with db.autocommit_engine.begin() as connection:
         claimed = await NoticeDeliveryRepository(connection).claim(
             notice_id,
             lease=mail_lease(settings),
