@@ -67,6 +67,9 @@ async def test_overdue_and_due_by_agree_on_the_days_around_today(db, factory):
     )
     assert due_today == {loans["due today"].id}
 
+    on_loan = await _agree(db, Borrowing, ids, loan_rules.on_loan_clause(), loan_rules.can_return)
+    assert on_loan == {loans[n].id for n in ("due yesterday", "due today", "due tomorrow")}
+
     # The morning report names every loan still out and due tomorrow or earlier.
     reported = await _agree(
         db,

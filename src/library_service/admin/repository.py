@@ -116,7 +116,7 @@ class DeskRepository:
         """One statement: what a librarian wants first."""
         unpaid = payment_rules.unpaid_clause()
         statement = select(
-            _loans("loans_out", Borrowing.actual_return_date.is_(None)),
+            _loans("loans_out", loan_rules.on_loan_clause()),
             _loans("due_today", loan_rules.due_on_clause(day=today)),
             _loans("overdue_loans", loan_rules.overdue_clause(today=today)),
             select(func.count())
@@ -221,7 +221,7 @@ class DeskRepository:
                 Borrowing.actual_return_date,
             )
             .join(User, User.id == Borrowing.user_id)
-            .where(Borrowing.book_id == book_id, Borrowing.actual_return_date.is_(None))
+            .where(Borrowing.book_id == book_id, loan_rules.on_loan_clause())
             .order_by(Borrowing.expected_return_date, Borrowing.id)
         )
         return [LoanLine(**row._mapping) for row in await self.session.execute(statement)]

@@ -56,7 +56,7 @@ def is_due_by(loan: LoanDates, *, day: date) -> bool:
 
 
 def due_by_clause(*, day: date) -> ColumnElement[bool]:
-    return and_(Borrowing.actual_return_date.is_(None), Borrowing.expected_return_date <= day)
+    return and_(on_loan_clause(), Borrowing.expected_return_date <= day)
 
 
 def is_overdue(loan: LoanDates, *, today: date) -> bool:
@@ -113,11 +113,17 @@ def is_due_on(loan: LoanDates, *, day: date) -> bool:
 
 
 def due_on_clause(*, day: date) -> ColumnElement[bool]:
-    return and_(Borrowing.actual_return_date.is_(None), Borrowing.expected_return_date == day)
+    return and_(on_loan_clause(), Borrowing.expected_return_date == day)
 
 
 def can_return(loan: LoanDates) -> bool:
+    """Still on loan: not yet returned."""
     return loan.actual_return_date is None
+
+
+def on_loan_clause() -> ColumnElement[bool]:
+    """`can_return` as SQL: the loans still out."""
+    return Borrowing.actual_return_date.is_(None)
 
 
 class ExtendableLoan(LoanDates, Protocol):
