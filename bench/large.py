@@ -357,6 +357,7 @@ def serve_and_measure(
             database_url=url, redis_url=redis_url, api_port=api_port, sandbox_port=sandbox_port
         )
         environment["LOGIN_RATE_LIMIT"] = "1000000"
+        environment["LOGIN_RATE_LIMIT_PER_ADDRESS"] = "1000000"
         sandbox = stack.start_service(
             services,
             "sandbox",

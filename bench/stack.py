@@ -109,6 +109,7 @@ def service_environment(
         PUBLIC_BASE_URL=f"http://127.0.0.1:{api_port}",
         BCRYPT_ROUNDS="12",  # the production cost, whatever the caller's shell says
         LOGIN_RATE_LIMIT="1000000",  # every login comes from 127.0.0.1
+        LOGIN_RATE_LIMIT_PER_ADDRESS="1000000",
         PYTHONUNBUFFERED="1",
     )
     return environment
