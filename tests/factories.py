@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import re
@@ -29,7 +30,7 @@ import asyncpg
 import asyncpg.prepared_stmt
 import httpx
 import respx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from library_service.core import clock
 from library_service.core.config import Settings
@@ -700,3 +701,18 @@ def _outer_table(select: str) -> str:
     function = re.match(r"SELECT (\w+)\(", select)
     assert function, select
     return function.group(1)
+
+
+async def waiting_for_locks(db: Database, count: int) -> None:
+    """Until `count` connections wait for a row lock. Each look is a transaction of its own:
+    within one, PostgreSQL answers pg_stat_activity from the snapshot it took first."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(500):
+        async with db.sessionmaker() as s:
+            if (await s.scalar(query) or 0) >= count:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} connection(s) never waited for a lock")

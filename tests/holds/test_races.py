@@ -30,6 +30,7 @@ from tests.factories import (
     on_day,
     open_sessions,
     payments_of,
+    waiting_for_locks,
 )
 
 pytestmark = pytest.mark.slow
@@ -86,20 +87,6 @@ async def assert_queue_consistent(db, book_id: int, *, total: int) -> dict[str, 
         )
         assert not set(open_members) & set(borrowers)
     return where
-
-
-async def waiting_for_locks(db, count: int) -> None:
-    """Until `count` other connections wait for a row lock."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    for _ in range(500):
-        async with db.sessionmaker() as s:
-            if await s.scalar(query) >= count:
-                return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{count} connection(s) never waited for a lock")
 
 
 # -- a mix of everything, several rounds ------------------------------------------------------

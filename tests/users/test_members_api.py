@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from library_service.models import User
+from tests.factories import waiting_for_locks
 
 USERS = "/api/users/"
 ME = "/api/users/me/"
@@ -247,17 +248,7 @@ async def test_two_staff_removing_each_other_at_once_leave_one(client, factory, 
             client.patch(member_url(first.id), json=change, headers=factory.auth(second)),
         )
         task = asyncio.ensure_future(requests)
-        for _ in range(200):
-            waiting = await holder.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            )
-            if waiting >= 2:
-                break
-            await asyncio.sleep(0.02)
-        assert waiting >= 2, "both requests should be waiting for the staff rows"
+        await waiting_for_locks(db, 2)  # both requests wait for the staff rows
         await transaction.commit()
         responses = await task
 
