@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format fuzz bench bench-large clean
+.PHONY: help install run test lint format fuzz bench profile bench-large clean
 
 help:
 	@echo "make run    - serve the API and worker (embedded PostgreSQL/Redis/Stripe sandbox by default)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint   - ruff (lint + format check) and mypy --strict"
 	@echo "make fuzz   - schemathesis against the OpenAPI schema"
 	@echo "make bench  - load benchmark, prints the results table"
+	@echo "make profile - the bench's reads and cycle with py-spy profiles of the API and worker"
 	@echo "make bench-large - every list, search, write and sweep on a small and a 2M-loan library"
 
 $(BIN)/uv:
@@ -61,6 +62,11 @@ fuzz: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The bench's reads and cycle at 16 concurrent, with py-spy sampling each API worker and the
+# worker: raw profiles in bench/results/profiles/, the heaviest frames in the report.
+profile: install
+	$(BIN)/python bench/run.py --profile --scenarios books,borrowings,cycle --concurrency 16
 
 bench-large: install
 	$(BIN)/python bench/large.py

@@ -50,6 +50,7 @@ class Row:
     result: CellResult
     usage: Usage
     pg_sessions: int  # connections opened to PostgreSQL during the cell
+    delivered: int = 0  # staff messages and member notices the worker dealt with
 
 
 CPU_TREES = ("API", "PostgreSQL", "sandbox", "worker", "Redis")
@@ -62,6 +63,7 @@ def render(
     checks: Sequence[Check],
     header: Sequence[str],
     notes: Sequence[str],
+    profiles: Sequence[str] = (),
 ) -> str:
     lines = ["# Load benchmark", "", *header, ""]
     lines += _cells_table(rows)
@@ -79,6 +81,8 @@ def render(
         for row in errors:
             kinds = ", ".join(f"{kind}: {n}" for kind, n in row.result.error_kinds.items())
             lines.append(f"- {row.result.scenario} c={row.result.concurrency}: {kinds}")
+    if profiles:
+        lines += ["", "## Heaviest frames", "", *profiles]
     lines += ["", "## Invariants", ""]
     lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.name} ({c.detail})" for c in checks]
     lines += ["", "## Notes", "", *[f"- {note}" for note in notes], ""]
@@ -139,8 +143,8 @@ def _cpu_table(rows: Sequence[Row]) -> list[str]:
         "| scenario | c | "
         + " | ".join(trees)
         + " | load generator | rest of the box | whole box | API CPU ms per request "
-        "| stack CPU ms per request | PG sessions opened |",
-        "|---|---:|" + "---:|" * (len(trees) + 6),
+        "| stack CPU ms per request | worker CPU ms per message | PG sessions opened |",
+        "|---|---:|" + "---:|" * (len(trees) + 7),
     ]
     for row in rows:
         result, usage = row.result, row.usage
@@ -153,6 +157,9 @@ def _cpu_table(rows: Sequence[Row]) -> list[str]:
             f"{usage.box_cpu_percent:.0f}",
             _per_request(usage.cpu_percent.get("API", 0.0), result.rps),
             _per_request(stack, result.rps),
+            _per_request(usage.cpu_percent.get("worker", 0.0), row.delivered / usage.seconds)
+            if row.delivered
+            else "-",
             str(row.pg_sessions),
         ]
         lines.append(

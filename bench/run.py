@@ -23,11 +23,14 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import loadgen
+import profiling
+import psutil
 import report
 import seed
 import stack
 
 DEFAULT_OUTPUT = stack.RESULTS / "latest.md"
+PROFILES = stack.RESULTS / "profiles"
 LOGIN_PARALLELISM = 16
 
 
@@ -61,6 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated subset of books,borrowings,cycle,token (env BENCH_SCENARIOS)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="markdown results")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        default=env("BENCH_PROFILE", "") not in ("", "0"),
+        help=f"sample each API worker and the worker with py-spy in every cell, into "
+        f"{PROFILES} (env BENCH_PROFILE=1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -149,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             trees.append(stack.ProcessTree("PostgreSQL", database.server_pid))
         if redis.server_pid is not None:
             trees.append(stack.ProcessTree("Redis", redis.server_pid))
-        sampler = stack.Sampler(stack.api_workers(api), trees, api_port).start()
+        api_workers = stack.api_workers(api)
+        sampler = stack.Sampler(api_workers, trees, api_port).start()
+        profiles: dict[str, dict[str, list[Path]]] = {}
         services.callback(sampler.stop)
 
         rows: list[report.Row] = []
@@ -182,13 +194,23 @@ def main(argv: list[str] | None = None) -> int:
                     if scenario == "cycle":
                         first_member += concurrency
                     sessions = asyncio.run(seed.sessions_opened(database.url))
+                    delivered = asyncio.run(seed.messages_delivered(database.url))
+                    cell = f"{scenario} c={concurrency}"
+                    recordings = (
+                        _start_profiles(cell, api_workers, worker.pid) if args.profile else []
+                    )
                     sampler.begin_window()
                     result = pool.submit(loadgen.run_cell, spec).result()
                     usage = sampler.end_window()
+                    for recording in recordings:
+                        recording.stop()
+                    if recordings:
+                        profiles[cell] = _by_process(recordings)
                     sessions = max(
                         0, asyncio.run(seed.sessions_opened(database.url)) - sessions - 1
                     )
-                    rows.append(report.Row(result, usage, sessions))
+                    delivered = asyncio.run(seed.messages_delivered(database.url)) - delivered
+                    rows.append(report.Row(result, usage, sessions, delivered))
                     say(
                         f"{scenario:<10} c={concurrency:<3} {result.rps:8,.0f} req/s  "
                         f"p50 {result.latency.p50_ms:7.1f} ms  p99 {result.latency.p99_ms:7.1f} ms"
@@ -220,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         header = _header(args, database, login_seconds, load_at_start)
         notes = _notes(args, notifications)
         markdown = report.render(
-            rows, peak_rss_mb=dict(sampler.peak_mb), checks=checks, header=header, notes=notes
+            rows,
+            peak_rss_mb=dict(sampler.peak_mb),
+            checks=checks,
+            header=header,
+            notes=notes,
+            profiles=profiling.render(profiles, PROFILES) if profiles else (),
         )
         say("stopping the stack ...")
     print()
@@ -229,6 +256,27 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(markdown)
     say(f"written to {args.output}; logs in {stack.LOGS}")
     return 0 if all(check.passed for check in checks) else 1
+
+
+def _start_profiles(
+    cell: str, api_workers: list[psutil.Process], worker_pid: int
+) -> list[profiling.Recording]:
+    name = cell.replace(" c=", "-c")
+    recordings = [
+        profiling.record(process.pid, "API", PROFILES / f"{name}-api-{n}.txt")
+        for n, process in enumerate(api_workers, 1)
+    ]
+    recordings.append(profiling.record(worker_pid, "worker", PROFILES / f"{name}-worker.txt"))
+    time.sleep(0.5)  # py-spy attaches before the warm-up ends
+    return recordings
+
+
+def _by_process(recordings: list[profiling.Recording]) -> dict[str, list[Path]]:
+    """Both API workers' samples count as one API's."""
+    paths: dict[str, list[Path]] = {}
+    for recording in recordings:
+        paths.setdefault(recording.name, []).append(recording.path)
+    return paths
 
 
 def _header(

@@ -231,6 +231,19 @@ async def sessions_opened(url: str) -> int:
     return int(value or 0)
 
 
+async def messages_delivered(url: str) -> int:
+    """Staff messages and member notices the worker has dealt with (sent, or failed)."""
+    connection = await connect(url)
+    try:
+        value = await connection.fetchval(
+            "SELECT (SELECT count(*) FROM notifications WHERE status <> 'PENDING')"
+            " + (SELECT count(*) FROM member_notices WHERE status IN ('SENT', 'FAILED'))"
+        )
+    finally:
+        await connection.close()
+    return int(value or 0)
+
+
 async def notification_counts(url: str) -> dict[str, int]:
     connection = await connect(url)
     try:

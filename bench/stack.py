@@ -248,6 +248,7 @@ class Usage:
     worker_cpu_percent: dict[int, float]  # API worker pid -> CPU, 100 = one core
     cpu_percent: dict[str, float]  # process tree name -> CPU, 100 = one core
     box_cpu_percent: float  # every process on the machine, 100 = one core
+    seconds: float  # the window's length
 
 
 @dataclass
@@ -347,6 +348,7 @@ class Sampler:
             worker_cpu_percent=workers,
             cpu_percent=cpu,
             box_cpu_percent=box,
+            seconds=elapsed,
         )
 
 
