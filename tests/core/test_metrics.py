@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -189,6 +190,31 @@ async def test_the_pool_in_use_and_its_size(settings):
         stop()
         await database.dispose()
     assert sample("library_db_pool_size") == size
+
+
+async def test_a_checkin_of_a_checkout_never_counted_leaves_the_gauge_alone(settings):
+    """A checkout refused for a closed connection whose reconnect failed (PostgreSQL
+    restarting) is still checked in: the gauge must not drop below what is out."""
+    sample = metrics.REGISTRY.get_sample_value
+    database = Database.connect(settings.DATABASE_URL, settings, pool_size=1)
+    stop = metrics.watch_pool(database)
+    pool = database.engine.sync_engine.pool
+    try:
+        in_use = sample("library_db_pool_connections_in_use") or 0.0
+        record, open_connection = (
+            object(),
+            SimpleNamespace(_connection=SimpleNamespace(is_closed=lambda: False)),
+        )
+        pool.dispatch.checkin(open_connection, record)  # no checkout counted before it
+        assert sample("library_db_pool_connections_in_use") == in_use
+        pool.dispatch.checkout(open_connection, record, None)
+        assert sample("library_db_pool_connections_in_use") == in_use + 1
+        pool.dispatch.checkin(open_connection, record)
+        pool.dispatch.checkin(open_connection, record)
+        assert sample("library_db_pool_connections_in_use") == in_use
+    finally:
+        stop()
+        await database.dispose()
 
 
 async def test_the_api_pool_is_on_the_page(client, settings):

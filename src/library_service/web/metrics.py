@@ -170,11 +170,20 @@ def watch_pool(db: Database) -> Callable[[], None]:
     pool = db.engine.sync_engine.pool
     size = pool.size()  # type: ignore[attr-defined]
 
-    def checked_out(*_: Any) -> None:
-        POOL_IN_USE.inc()
+    # The connection records counted as out. A checkout that a listener refused (a closed
+    # connection, see core/db._discard_closed_connection) and whose reconnect then failed
+    # is still checked in: counted by the events alone, the gauge would drop below zero.
+    out: set[int] = set()
 
-    def checked_in(*_: Any) -> None:
-        POOL_IN_USE.dec()
+    def checked_out(_connection: Any, record: Any, *_: Any) -> None:
+        if id(record) not in out:
+            out.add(id(record))
+            POOL_IN_USE.inc()
+
+    def checked_in(_connection: Any, record: Any) -> None:
+        if id(record) in out:
+            out.discard(id(record))
+            POOL_IN_USE.dec()
 
     event.listen(pool, "checkout", checked_out)
     event.listen(pool, "checkin", checked_in)
