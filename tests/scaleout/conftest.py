@@ -1,7 +1,8 @@
 """Many processes, one library: three `library-service run` API processes behind a small
 load balancer, two `library-service worker` processes, one PostgreSQL (through PgBouncer in
 transaction mode when it is installed) and one Redis (the suite's, on a database number of
-its own), the sandbox Stripe and a fake Telegram, all on loopback.
+its own), the sandbox Stripe, a fake Telegram and a real SMTP server (aiosmtpd), all on
+loopback.
 
 The balancer is an asyncio TCP proxy (like HAProxy in `mode tcp`): a client connection goes
 to the next backend whose `/ready` answered 200 at the last check (every 0.1 s), and stays
@@ -35,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from library_service.dev.embedded import DATA_DIR, free_port
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.dev.local import serve_in_thread
+from library_service.dev.mailbox import Mailbox
 from tests.pgbouncer import PgBouncer, pgbouncer_installed
 
 COMMAND = str(Path(sys.executable).with_name("library-service"))
@@ -45,6 +47,7 @@ DRAIN_SECONDS = 1.0
 CHECK_INTERVAL = 0.1
 REDIS_DB = 13
 WORKER_NAMES = ("a", "b")
+MAIL_DOMAIN = "scaleout.example.com"
 
 
 # -- the fake Telegram -------------------------------------------------------------------
@@ -257,6 +260,7 @@ class Stack:
     apis: dict[int, Process]
     workers: dict[str, Process]
     telegram: FakeTelegram
+    mailbox: Mailbox
     sandbox: SandboxStripe
     stripe_gate: StripeGate
     bouncer: PgBouncer | None
@@ -295,6 +299,7 @@ def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Sta
     redis_url = str(make_url(redis_url_for_tests).set(database=str(REDIS_DB)))
     telegram = FakeTelegram()
     stop_telegram = serve_in_thread(telegram.app, telegram.port, name="scaleout-telegram")
+    mailbox = Mailbox(LOGS / "mailbox").start()
     api_ports = [free_port() for _ in range(3)]
     balancer = Balancer(api_ports).start()
     sandbox_port = free_port()
@@ -319,6 +324,7 @@ def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Sta
         "METRICS_TOKEN": METRICS_TOKEN,
         "LOG_JSON": "false",
         "DB_POOL_SIZE": "5",
+        "LIBRARY_TIMEZONE": "UTC",
     }
     api_environment = _environment(
         **common,
@@ -355,6 +361,11 @@ def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Sta
                 WORKER_JOB_TIMEOUT_SECONDS="3",  # a dead worker's job runs again after 13 s
                 WORKER_CRON_EVERY_SECONDS="2",
                 OVERDUE_REPORT_TIME="00:00:00",
+                REMINDER_TIME="00:00:00",
+                SMTP_HOST="127.0.0.1",
+                SMTP_PORT=str(mailbox.port),
+                SMTP_STARTTLS="false",
+                MAIL_FROM=f"desk@{MAIL_DOMAIN}",
             ),
         )
         for name in WORKER_NAMES
@@ -366,6 +377,7 @@ def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Sta
         apis=apis,
         workers=workers,
         telegram=telegram,
+        mailbox=mailbox,
         sandbox=sandbox,
         stripe_gate=gate,
         bouncer=bouncer,
@@ -385,6 +397,7 @@ def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Sta
         gate.open.set()
         stop_sandbox()
         stop_telegram()
+        mailbox.stop()
         if bouncer is not None:
             bouncer.stop()
 

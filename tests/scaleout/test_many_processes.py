@@ -9,7 +9,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,12 +19,13 @@ from sqlalchemy import select
 from library_service.core.config import Settings
 from library_service.core.db import Database
 from library_service.holds import jobs as hold_jobs
-from library_service.models import Notification
+from library_service.models import MemberNotice, Notification
 from library_service.notifications import jobs as notification_jobs
+from library_service.notifications import notices as notice_kinds
 from library_service.payments import jobs as payment_jobs
 from library_service.web.idempotency import PURGE_EXPIRED
 from tests.factories import PASSWORD
-from tests.scaleout.conftest import METRICS_TOKEN, Stack
+from tests.scaleout.conftest import MAIL_DOMAIN, METRICS_TOKEN, Stack
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
 
@@ -34,22 +35,36 @@ CRONS = (
     payment_jobs.POLL_EXPIRED_SESSIONS,
     payment_jobs.ATTACH_MISSING_SESSIONS,
     hold_jobs.EXPIRE_UNCOLLECTED,
+    notification_jobs.SEND_REMINDERS,
     PURGE_EXPIRED,
 )
 SLOT = re.compile(r"cron slot ([\w.]+):(\d+) (started|finished)")
-DUE = (date.today() + timedelta(days=7)).isoformat()
+TODAY = datetime.now(UTC).date()  # the processes' library time zone is UTC
+DUE = (TODAY + timedelta(days=7)).isoformat()
 
 
-async def notifications(database_url: str) -> dict[int, tuple[str, str]]:
+async def _rows(database_url: str, statement: Any) -> list[Any]:
     db = Database.connect(database_url, Settings(_env_file=None, DATABASE_URL=database_url))  # type: ignore[call-arg]
     try:
         async with db.autocommit_sessionmaker() as session:
-            rows = await session.execute(
-                select(Notification.id, Notification.text, Notification.status)
-            )
-            return {row.id: (row.text, row.status) for row in rows}
+            return list(await session.execute(statement))
     finally:
         await db.dispose()
+
+
+async def notifications(database_url: str) -> dict[int, tuple[str, str]]:
+    statement = select(Notification.id, Notification.text, Notification.status)
+    return {row.id: (row.text, row.status) for row in await _rows(database_url, statement)}
+
+
+async def member_notices(database_url: str) -> dict[int, tuple[int, str, str]]:
+    """Each notice's member, kind and status."""
+    statement = select(
+        MemberNotice.id, MemberNotice.user_id, MemberNotice.kind, MemberNotice.status
+    )
+    return {
+        row.id: (row.user_id, row.kind, row.status) for row in await _rows(database_url, statement)
+    }
 
 
 # How long a check may take to come true. It only bounds a failing run (a passing one goes
@@ -162,7 +177,16 @@ def cron_slots(stack: Stack) -> dict[str, list[tuple[str, int]]]:
 async def test_many_processes_behave_as_one_library(stack: Stack, factory):
     started = time.time()
     baseline = len(stack.telegram.sends)  # the suite emptied the tables: from now on
+    stack.mailbox.clear()
     tokens, books = await prepare(stack, factory, members=6)
+    # Loans the daily reminder sweep finds (it runs in every slot, on either worker): one
+    # due in DUE_REMINDER_DAYS (2), one a day late.
+    reader = await factory.member()
+    soon_book, late_book = await factory.books([{"title": "Soon"}, {"title": "Late"}])
+    await factory.borrowing(reader, soon_book, borrowed=TODAY, due=TODAY + timedelta(days=2))
+    await factory.borrowing(
+        reader, late_book, borrowed=TODAY - timedelta(days=15), due=TODAY - timedelta(days=1)
+    )
     load = Load(stack, tokens, books)
 
     # A hold queue across processes: a book with one copy, borrowed, held, returned.
@@ -228,6 +252,23 @@ async def test_many_processes_behave_as_one_library(stack: Stack, factory):
         )
         >= 1
     )  # the daily report, once however many workers
+
+    # Every member notice is e-mailed exactly once, whichever worker sends it, and the
+    # sweep that runs in every slot wrote one reminder per loan and kind.
+    async def notices_settled() -> bool:
+        notices = await member_notices(stack.database_url)
+        reminders = [kind for user, kind, _ in notices.values() if user == reader.id]
+        return len(reminders) >= 2 and all(status == "SENT" for *_, status in notices.values())
+
+    await eventually(notices_settled, what="both reminders written and every notice SENT")
+    await asyncio.sleep(2.5)  # another slot of the sweep: it writes nothing more
+    notices = await member_notices(stack.database_url)
+    reminders = Counter(kind for user, kind, _ in notices.values() if user == reader.id)
+    assert reminders == {notice_kinds.DUE_SOON: 1, notice_kinds.OVERDUE: 1}
+    kinds = Counter(kind for _, kind, _ in notices.values())
+    assert kinds[notice_kinds.RECEIPT] >= 1 and kinds[notice_kinds.HOLD_READY] == 1
+    caught = Counter(str(mail.message["Message-ID"]) for mail in stack.mailbox.messages())
+    assert caught == Counter(f"<notice-{notice_id}@{MAIL_DOMAIN}>" for notice_id in notices)
 
     # /metrics: each process counts its own answers (Prometheus scrapes each and adds
     # them); together they count every borrowing the balancer let through, once.
