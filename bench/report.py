@@ -53,7 +53,7 @@ class Row:
     delivered: int = 0  # staff messages and member notices the worker dealt with
 
 
-CPU_TREES = ("API", "PostgreSQL", "sandbox", "worker", "Redis")
+CPU_TREES = ("API", "PostgreSQL", "sandbox", "sinks", "worker", "Redis")
 
 
 def render(

@@ -113,11 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         seeded = asyncio.run(seed.seed(database.url, size))
         redis = stack.start_redis(services)
         api_port, sandbox_port = stack.free_port(), stack.free_port()
+        telegram_port, smtp_port = stack.free_port(), stack.free_port()
         environment = stack.service_environment(
             database_url=database.url,
             redis_url=redis.url,
             api_port=api_port,
             sandbox_port=sandbox_port,
+            telegram_port=telegram_port,
+            smtp_port=smtp_port,
         )
         say(f"starting the sandbox Stripe (:{sandbox_port}), API (:{api_port}), worker ...")
         sandbox = stack.start_service(
@@ -131,7 +134,18 @@ def main(argv: list[str] | None = None) -> int:
             ],
             environment,
         )
-        # Stopped in reverse: the API first, then the worker, the sandbox, Redis.
+        sinks = stack.start_service(
+            services,
+            "sinks",
+            [
+                sys.executable,
+                str(Path(__file__).with_name("sinks_server.py")),
+                f"--telegram-port={telegram_port}",
+                f"--smtp-port={smtp_port}",
+            ],
+            environment,
+        )
+        # Stopped in reverse: the API first, then the worker, the sinks, the sandbox, Redis.
         worker = stack.start_service(
             services, "worker", [str(stack.BIN / "library-service"), "worker"], environment
         )
@@ -149,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             environment,
         )
         stack.wait_http(sandbox, f"http://127.0.0.1:{sandbox_port}/", any_status=True)
+        stack.wait_http(sinks, f"http://127.0.0.1:{telegram_port}/", any_status=True)
         stack.wait_http(api, f"http://127.0.0.1:{api_port}/ready")
         trees = [
             stack.ProcessTree("API", api.pid),
             stack.ProcessTree("sandbox", sandbox.pid),
+            stack.ProcessTree("sinks", sinks.pid),
             stack.ProcessTree("worker", worker.pid),
         ]
         if database.server_pid is not None:
@@ -229,12 +245,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         alive = [
-            service.name for service in (api, worker, sandbox) if service.process.poll() is None
+            service.name
+            for service in (api, worker, sandbox, sinks)
+            if service.process.poll() is None
         ]
         checks.append(
             seed.Check(
-                "the API, the worker and the sandbox ran to the end",
-                len(alive) == 3,
+                "the API, the worker, the sandbox and the sinks ran to the end",
+                len(alive) == 4,
                 f"running: {', '.join(alive) or 'none'}",
             )
         )

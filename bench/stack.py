@@ -94,9 +94,16 @@ def free_port() -> int:
 
 
 def service_environment(
-    *, database_url: str, redis_url: str, api_port: int, sandbox_port: int
+    *,
+    database_url: str,
+    redis_url: str,
+    api_port: int,
+    sandbox_port: int,
+    telegram_port: int | None = None,
+    smtp_port: int | None = None,
 ) -> dict[str, str]:
-    """What the API and the worker run with: production settings, the sandbox as Stripe."""
+    """What the API and the worker run with: production settings, the sandbox as Stripe,
+    and the sinks (bench/sinks_server.py) as Telegram and the SMTP server when given."""
     environment = dict(os.environ)
     environment.update(
         ENVIRONMENT="production",
@@ -112,6 +119,19 @@ def service_environment(
         LOGIN_RATE_LIMIT_PER_ADDRESS="1000000",
         PYTHONUNBUFFERED="1",
     )
+    if telegram_port is not None:
+        environment.update(
+            TELEGRAM_API_BASE=f"http://127.0.0.1:{telegram_port}",
+            TELEGRAM_BOT_TOKEN="1:bench",
+            TELEGRAM_CHAT_ID="-100",
+        )
+    if smtp_port is not None:
+        environment.update(
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp_port),
+            SMTP_STARTTLS="false",
+            MAIL_FROM="desk@bench.example.com",
+        )
     return environment
 
 
