@@ -21,8 +21,12 @@ from library_service.models import (
     HoldStatus,
     Payment,
     User,
+    table_of,
 )
 from library_service.payments import rules as payment_rules
+
+# Statements that load no objects use the tables: the session runs them as plain Core.
+_books, _borrowings, _users = table_of(Book).c, table_of(Borrowing).c, table_of(User).c
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +90,13 @@ def _ready_hold_column() -> Label[int | None]:
 _BORROW_FACTS = select(Book, *_standing_columns(), _ready_hold_column()).where(
     Book.id == bindparam("book_id")
 )
-_LOCK_MEMBER = select(User.id).where(User.id == bindparam("user_id")).with_for_update()
+_LOCK_MEMBER = select(_users.id).where(_users.id == bindparam("user_id")).with_for_update()
 # PostgreSQL locks a statement's rows table by table in FROM order: the member's, then the
 # book's, the order every transaction takes them in.
 _LOCK_MEMBER_AND_BOOK = (
-    select(User.id)
-    .join(Book, Book.id == bindparam("book_id"))
-    .where(User.id == bindparam("user_id"))
+    select(_users.id)
+    .join(table_of(Book), _books.id == bindparam("book_id"))
+    .where(_users.id == bindparam("user_id"))
     .with_for_update()
 )
 
@@ -123,29 +127,29 @@ def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelec
     ix_borrowings_active_id."""
     conditions = []
     if by_user:
-        conditions.append(Borrowing.user_id == bindparam("user_id"))
+        conditions.append(_borrowings.user_id == bindparam("user_id"))
     if is_active is not None:
-        returned = Borrowing.actual_return_date
+        returned = _borrowings.actual_return_date
         conditions.append(returned.is_(None) if is_active else returned.is_not(None))
-    selected = select(Borrowing.id).where(*conditions)
+    selected = select(_borrowings.id).where(*conditions)
     page = (
         select(
-            Borrowing.id,
-            Borrowing.borrow_date,
-            Borrowing.expected_return_date,
-            Borrowing.actual_return_date,
-            Borrowing.user_id,
-            Borrowing.extensions,
-            Book.id.label("book_id"),
-            Book.title,
-            Book.author,
-            Book.cover,
-            Book.daily_fee,
+            _borrowings.id,
+            _borrowings.borrow_date,
+            _borrowings.expected_return_date,
+            _borrowings.actual_return_date,
+            _borrowings.user_id,
+            _borrowings.extensions,
+            _books.id.label("book_id"),
+            _books.title,
+            _books.author,
+            _books.cover,
+            _books.daily_fee,
             capped_total(selected),
         )
-        .join(Book, Book.id == Borrowing.book_id)
+        .join(table_of(Book), _books.id == _borrowings.book_id)
         .where(*conditions)
-        .order_by(Borrowing.id.desc())
+        .order_by(_borrowings.id.desc())
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )

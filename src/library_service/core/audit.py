@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from library_service.models import AuditEntry
+from library_service.models import AuditEntry, table_of
 
 
 class AuditAction(enum.StrEnum):
@@ -100,7 +100,7 @@ class AuditTrail:
         reason: str | None = None,
     ) -> None:
         await self.session.execute(
-            insert(AuditEntry).values(
+            insert(table_of(AuditEntry)).values(
                 actor_id=actor_id,
                 action=action.value,
                 target_type=target.type.value,

@@ -1,7 +1,7 @@
 """Every table's model; importing this package registers them all (Alembic uses it)."""
 
 from library_service.models.audit_entry import AuditEntry
-from library_service.models.base import Base
+from library_service.models.base import Base, table_of
 from library_service.models.book import Book, Cover
 from library_service.models.borrowing import Borrowing
 from library_service.models.hold import OPEN_HOLD_STATUSES, Hold, HoldStatus
@@ -35,4 +35,5 @@ __all__ = [
     "PaymentType",
     "StripeEvent",
     "User",
+    "table_of",
 ]

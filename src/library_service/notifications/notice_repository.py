@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from library_service.core.clock import now
 from library_service.core.db import AnyRow
 from library_service.core.pagination import PageParams, fetch_page
-from library_service.models import MemberNotice, NoticeStatus
+from library_service.models import MemberNotice, NoticeStatus, table_of
 
 PENDING = NoticeStatus.PENDING.value
 
@@ -31,14 +31,15 @@ class NoticeRepository:
         status) of each row written."""
         if not rows:
             return []
+        notices = table_of(MemberNotice)
         statement = (
-            pg_insert(MemberNotice)
+            pg_insert(notices)
             .values(list(rows))
             .on_conflict_do_nothing(
-                index_elements=[MemberNotice.dedupe_key],
-                index_where=MemberNotice.dedupe_key.is_not(None),
+                index_elements=[notices.c.dedupe_key],
+                index_where=notices.c.dedupe_key.is_not(None),
             )
-            .returning(MemberNotice.id, MemberNotice.status)
+            .returning(notices.c.id, notices.c.status)
         )
         return [(row.id, row.status) for row in await self.session.execute(statement)]
 

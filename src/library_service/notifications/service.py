@@ -12,7 +12,7 @@ from library_service.core.audit import AuditAction, AuditTarget, AuditTrail, Tar
 from library_service.core.db import UnitOfWork
 from library_service.core.jobs import defer_job
 from library_service.core.pagination import PageParams
-from library_service.models import MemberNotice, NoticeStatus, Notification
+from library_service.models import MemberNotice, NoticeStatus, Notification, table_of
 from library_service.notifications import jobs, notices
 from library_service.notifications.errors import (
     NoticeNotFailedError,
@@ -25,10 +25,11 @@ from library_service.notifications.notices import Draft
 from library_service.notifications.repository import NotificationRepository
 
 # Written by every borrowing, return and payment: built once (see core/db.py).
+_notifications = table_of(Notification)
 _INSERT = (
-    insert(Notification)
+    insert(_notifications)
     .values(kind=bindparam("kind"), text=bindparam("text"))
-    .returning(Notification.id)
+    .returning(_notifications.c.id)
 )
 
 

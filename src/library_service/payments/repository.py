@@ -18,6 +18,7 @@ from library_service.models import (
     PaymentStatus,
     StripeEvent,
     User,
+    table_of,
 )
 from library_service.payments import rules
 from library_service.payments.schemas import PaymentFilters
@@ -204,10 +205,11 @@ class PaymentRepository:
 
     async def record_event(self, event_id: str, event_type: str) -> bool:
         """Remember a webhook event; False if it was seen before."""
+        events = table_of(StripeEvent)
         statement = (
-            pg_insert(StripeEvent)
+            pg_insert(events)
             .values(id=event_id, type=event_type)
-            .on_conflict_do_nothing(index_elements=[StripeEvent.id])
-            .returning(StripeEvent.id)
+            .on_conflict_do_nothing(index_elements=[events.c.id])
+            .returning(events.c.id)
         )
         return (await self.session.execute(statement)).first() is not None

@@ -7,14 +7,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.pagination import PageParams, fetch_page
 from library_service.core.search import member_search
-from library_service.models import PasswordToken, User
+from library_service.models import PasswordToken, User, table_of
 from library_service.users.schemas import AuthUser, MemberFilters
 
 # Built once: every authenticated request runs it (see core/db.py).
-_ACTIVE_AUTH_USER = select(User.id, User.email, User.is_staff).where(
-    User.id == bindparam("user_id"),
-    User.is_active.is_(True),
-    User.token_version == bindparam("token_version"),
+# Every authenticated request's statement: on the table, so the session runs it as plain
+# Core (see core/db.py).
+_users = table_of(User).c
+_ACTIVE_AUTH_USER = select(_users.id, _users.email, _users.is_staff).where(
+    _users.id == bindparam("user_id"),
+    _users.is_active.is_(True),
+    _users.token_version == bindparam("token_version"),
 )
 
 
