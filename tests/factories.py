@@ -631,15 +631,19 @@ async def deliver_notices(app: Any, db: Database, settings: Settings) -> dict[in
     temporary refusal: "retry")."""
     from arq import Retry
 
-    ctx = {**task_ctx(app, db, settings), "mailer": Mailer(settings)}
+    mailer = Mailer(settings)
+    ctx = {**task_ctx(app, db, settings), "mailer": mailer}
     outcomes: dict[int, str] = {}
-    for notice in await member_notices(db):
-        if notice.status != "PENDING":
-            continue
-        try:
-            outcomes[notice.id] = await deliver_member_notice(ctx, notice.id)
-        except Retry:
-            outcomes[notice.id] = "retry"
+    try:
+        for notice in await member_notices(db):
+            if notice.status != "PENDING":
+                continue
+            try:
+                outcomes[notice.id] = await deliver_member_notice(ctx, notice.id)
+            except Retry:
+                outcomes[notice.id] = "retry"
+    finally:
+        await mailer.close()
     return outcomes
 
 

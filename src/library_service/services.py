@@ -26,7 +26,7 @@ from library_service.payments.service import PaymentService
 from library_service.payments.stripe_client import StripeGateway
 from library_service.users.service import UserService
 from library_service.users.throttle import LocalLoginCounts, LoginThrottle
-from library_service.web.dependencies import UnitOfWorkDep, request_base_url
+from library_service.web.dependencies import before_commit_hooks, request_base_url
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
@@ -115,35 +115,46 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_user_service(services: ServicesDep, uow: UnitOfWorkDep) -> UserService:
+# Each service is one dependency of its own, built from the request: a dependency costs
+# FastAPI about as much as the service it builds, and the per-request unit of work needs no
+# sharing (its before-commit hooks live on the request, see web/dependencies.py).
+def _parts(request: Request) -> tuple[Services, UnitOfWork]:
+    services: Services = request.app.state.services
+    return services, services.unit_of_work(before_commit_hooks(request))
+
+
+async def get_user_service(request: Request) -> UserService:
+    services, uow = _parts(request)
     return services.users(uow)
 
 
-async def get_notice_service(services: ServicesDep, uow: UnitOfWorkDep) -> MemberInbox:
+async def get_notice_service(request: Request) -> MemberInbox:
+    services, uow = _parts(request)
     return services.notices(uow)
 
 
-async def get_book_service(services: ServicesDep, uow: UnitOfWorkDep) -> BookService:
+async def get_book_service(request: Request) -> BookService:
+    services, uow = _parts(request)
     return services.books(uow)
 
 
-async def get_hold_service(services: ServicesDep, uow: UnitOfWorkDep) -> HoldService:
+async def get_hold_service(request: Request) -> HoldService:
+    services, uow = _parts(request)
     return services.holds(uow)
 
 
-async def get_borrowing_service(
-    request: Request, services: ServicesDep, uow: UnitOfWorkDep
-) -> BorrowingService:
+async def get_borrowing_service(request: Request) -> BorrowingService:
+    services, uow = _parts(request)
     return services.borrowings(uow, base_url=request_base_url(request))
 
 
-async def get_payment_service(
-    request: Request, services: ServicesDep, uow: UnitOfWorkDep
-) -> PaymentService:
+async def get_payment_service(request: Request) -> PaymentService:
+    services, uow = _parts(request)
     return services.payments(uow, base_url=request_base_url(request))
 
 
-async def get_audit_service(services: ServicesDep, uow: UnitOfWorkDep) -> AuditService:
+async def get_audit_service(request: Request) -> AuditService:
+    services, uow = _parts(request)
     return services.audit(uow)
 
 

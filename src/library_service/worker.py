@@ -155,6 +155,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["telegram"].close()
+    await ctx["mailer"].close()
     await ctx["stripe"].close()
     await ctx["db"].dispose()
 

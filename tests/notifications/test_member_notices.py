@@ -3,6 +3,7 @@ SMTP server (aiosmtpd), and listed in the app. Stripe is the sandbox behind resp
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -382,7 +383,36 @@ async def test_a_sweep_queues_one_delivery_job_per_batch(app, db, settings, fact
         assert await remind(UnitOfWork(db, queue), settings, today=day(0)) == 3
     assert len(await queue.queued_jobs()) == 1
     ids = [n.id for n in await member_notices(db)]
-    ctx = {**task_ctx(app, db, settings), "mailer": Mailer(settings)}
+    mailer = Mailer(settings)
+    ctx = {**task_ctx(app, db, settings), "mailer": mailer}
     assert await deliver_member_notices(ctx, ids) == 3
     assert await deliver_member_notices(ctx, ids) == 0  # run again: nothing sent twice
+    await mailer.close()
     assert len(mailbox.messages()) == 3
+    assert len(set(mailbox.peers)) == 1  # over one connection, kept between the e-mails
+
+
+async def test_a_kept_connection_is_not_used_once_closed_or_idle_too_long(
+    settings, mailbox, monkeypatch
+):
+    from library_service.notifications import mailer as mail
+
+    def message(to: str) -> mail.EmailMessage:
+        email = mail.Email(1, to, "Hello", "Body", [], None, None)
+        return mail.render(email, settings)
+
+    mailer = mail.Mailer(settings)
+    await mailer.send(message("a@example.com"))
+    mailbox.stop()  # the server goes away, and with it the connection kept
+    mailbox.start()
+    await asyncio.sleep(0.2)  # the closed connection is noticed while idle, as in the worker
+    await mailer.send(message("b@example.com"))  # on a new connection, not the dead one
+    monkeypatch.setattr(mail, "IDLE_SECONDS", 0.0)  # kept too long: a new one again
+    await mailer.send(message("c@example.com"))
+    await mailer.close()
+    assert [m.message["To"] for m in mailbox.messages()] == [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+    ]
+    assert len(set(mailbox.peers)) == 3

@@ -11,6 +11,7 @@ from library_service.books.schemas import (
     BookPatch,
     BookRead,
 )
+from library_service.core.db import as_dicts
 from library_service.core.errors import error_responses
 from library_service.core.pagination import Page, PageDep, make_page
 from library_service.services import BookServiceDep
@@ -56,7 +57,7 @@ async def list_books(
 ) -> Page[BookRead]:
     """The catalogue, filtered and ordered."""
     rows, count = await service.list_books(filters, page)
-    return make_page(request, page, count, [BookRead.model_validate(row) for row in rows])
+    return make_page(request, page, count, [BookRead.model_validate(row) for row in as_dicts(rows)])
 
 
 @router.get("/{book_id}/", operation_id="books_read", responses=error_responses(404))

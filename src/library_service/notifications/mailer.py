@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -70,9 +71,21 @@ class MailError(Exception):
         self.permanent = permanent
 
 
+# A connection kept between e-mails is used again only this soon: servers close idle ones
+# (RFC 5321 asks them to wait at least 5 minutes). One the server closed while it sat idle
+# is seen closed and not used; one closed just as it is used fails that send, which is
+# retried like any temporary failure.
+IDLE_SECONDS = 30.0
+MAX_IDLE_CONNECTIONS = 10  # the worker's jobs at once
+
+
 class Mailer:
+    """Sends over SMTP, keeping the connections between e-mails: a new connection costs a
+    TCP (and TLS) handshake, EHLO and the login before the first e-mail, and QUIT after."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # and since when (monotonic)
 
     @property
     def configured(self) -> bool:
@@ -83,17 +96,8 @@ class Mailer:
             # No SMTP server (and not the local run, which starts its own): the log it is.
             logger.info("e-mail to %s: %s", message["To"], message["Subject"])
             return
-        settings = self.settings
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=settings.SMTP_HOST,
-                port=settings.SMTP_PORT,
-                username=settings.SMTP_USERNAME or None,
-                password=settings.SMTP_PASSWORD or None,
-                start_tls=settings.SMTP_STARTTLS,
-                timeout=settings.SMTP_TIMEOUT_SECONDS,
-            )
+            await self._send(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
             reason = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
@@ -103,3 +107,44 @@ class Mailer:
             raise MailError(f"{exc.code} {exc.message}"[:300], permanent=exc.code >= 500) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:  # unreachable, timed out, dropped
             raise MailError(f"{type(exc).__name__}: {exc}"[:300]) from exc
+
+    async def _send(self, message: EmailMessage) -> None:
+        client = await self._connection()
+        try:
+            await client.send_message(message)
+        except BaseException:
+            client.close()  # a connection that failed is not used again
+            raise
+        if client.is_connected and len(self._idle) < MAX_IDLE_CONNECTIONS:
+            self._idle.append((client, time.monotonic()))
+        else:
+            client.close()
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        """An idle connection still open, or a new one."""
+        now = time.monotonic()
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and now - since < IDLE_SECONDS:
+                return client
+            client.close()
+        settings = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=settings.SMTP_HOST,
+            port=settings.SMTP_PORT,
+            username=settings.SMTP_USERNAME or None,
+            password=settings.SMTP_PASSWORD or None,
+            start_tls=settings.SMTP_STARTTLS,
+            timeout=settings.SMTP_TIMEOUT_SECONDS,
+        )
+        await client.connect()
+        return client
+
+    async def close(self) -> None:
+        """Say goodbye on the connections kept (QUIT), as the worker stops."""
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
