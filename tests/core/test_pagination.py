@@ -3,6 +3,7 @@ page past the end."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from library_service.core import pagination
@@ -42,3 +43,33 @@ async def test_past_the_cap_the_total_is_the_planners_estimate(db, factory, monk
             session, every_book.where(Book.title < "Book 2"), PageParams(limit=2, offset=0)
         )
         assert total == 2  # under the cap: exact
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "limit=5",
+        "search=war+and+peace&limit=5&offset=10",
+        "offset=3&tag=a&tag=b&empty=&limit=2",
+        "search=%C5%BC%C3%B3%C5%82w&ordering=-title",
+    ],
+)
+def test_page_links_are_written_as_starlette_writes_them(query):
+    from starlette.requests import Request
+
+    from library_service.core.pagination import _page_url
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "path": "/api/books/",
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"testserver")],
+    }
+    request = Request(scope)
+    expected = str(request.url.include_query_params(limit=7, offset=14))
+    assert _page_url(request, 7, 14) == expected

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.books.schemas import BookFilters
-from library_service.core.db import AnyRow, AnySelect
+from library_service.core.db import AnyRow, AnySelect, Executor
 from library_service.core.pagination import PageParams, settle_count
 from library_service.core.search import contains_pattern
 from library_service.models import Book, Borrowing, Hold
@@ -181,6 +181,33 @@ class _TotalsCache:
 _totals = _TotalsCache()
 
 
+async def catalogue_page(
+    executor: Executor, filters: BookFilters, page: PageParams, *, count_ttl: float = 0
+) -> tuple[Sequence[AnyRow], int]:
+    """One page of the catalogue's rows and the total number of matches.
+
+    The total comes from a per-process cache for `count_ttl` seconds: counting means
+    visiting every matching row (on a large catalogue far more work than the page itself,
+    which an index serves in order), and a catalogue's size barely moves.
+    """
+    shape, parameters = _Shape.of(filters), _parameters(filters)
+    statement = _page_statement(shape, filters.ordering)
+    page_parameters = {**parameters, "limit": page.limit, "offset": page.offset}
+    rows = (await executor.execute(statement, page_parameters)).all()
+    count_key = (
+        filters.search,
+        filters.title,
+        filters.author,
+        filters.available,
+        filters.withdrawn,
+    )
+    total = _totals.get(count_key, count_ttl)
+    if total is None:
+        total = await settle_count(executor, _selected(shape).params(parameters), None)
+        _totals.put(count_key, total)
+    return rows, total
+
+
 class BookRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -190,32 +217,6 @@ class BookRepository:
         if for_update:
             statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
-
-    async def list(
-        self, filters: BookFilters, page: PageParams, *, count_ttl: float = 0
-    ) -> tuple[Sequence[AnyRow], int]:
-        """One page of rows and the total number of matches.
-
-        The total comes from a per-process cache for `count_ttl` seconds: counting means
-        visiting every matching row (on a large catalogue far more work than the page
-        itself, which an index serves in order), and a catalogue's size barely moves.
-        """
-        shape, parameters = _Shape.of(filters), _parameters(filters)
-        statement = _page_statement(shape, filters.ordering)
-        page_parameters = {**parameters, "limit": page.limit, "offset": page.offset}
-        rows = (await self.session.execute(statement, page_parameters)).all()
-        count_key = (
-            filters.search,
-            filters.title,
-            filters.author,
-            filters.available,
-            filters.withdrawn,
-        )
-        total = _totals.get(count_key, count_ttl)
-        if total is None:
-            total = await settle_count(self.session, _selected(shape).params(parameters), None)
-            _totals.put(count_key, total)
-        return rows, total
 
     @staticmethod
     def forget_totals() -> None:

@@ -13,7 +13,7 @@ from library_service.books.errors import (
     BookOnLoanError,
     IsbnTakenError,
 )
-from library_service.books.repository import BookRepository
+from library_service.books.repository import BookRepository, catalogue_page
 from library_service.books.schemas import BookCreate, BookFilters, BookPatch
 from library_service.circulation import copies
 from library_service.core import clock
@@ -45,9 +45,9 @@ class BookService:
     async def list_books(
         self, filters: BookFilters, page: PageParams
     ) -> tuple[Sequence[AnyRow], int]:
-        async with self.uow.read() as session:
-            return await BookRepository(session).list(
-                filters, page, count_ttl=self.settings.BOOK_COUNT_CACHE_SECONDS
+        async with self.uow.read_rows() as connection:
+            return await catalogue_page(
+                connection, filters, page, count_ttl=self.settings.BOOK_COUNT_CACHE_SECONDS
             )
 
     async def get_book(self, book_id: int) -> Book:

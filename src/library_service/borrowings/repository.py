@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from library_service.borrowings.rules import BorrowFacts, ExtensionFacts, Standing
 from library_service.borrowings.schemas import BorrowingFilters
-from library_service.core.db import AnyRow, AnySelect
+from library_service.core.db import AnyRow, AnySelect, Executor
 from library_service.core.pagination import PageParams, capped_total, settle_count
 from library_service.models import (
     Book,
@@ -160,6 +160,39 @@ def _standing(row: AnyRow) -> Standing:
     return Standing(active_borrowings=row.active_borrowings, has_unpaid_fine=row.has_unpaid_fine)
 
 
+async def borrowings_page(
+    executor: Executor, filters: BorrowingFilters, page: PageParams
+) -> tuple[Sequence[BorrowingListItem], int]:
+    page_statement, selected = _list_statements(
+        by_user=filters.user_id is not None, is_active=filters.is_active
+    )
+    parameters = {"user_id": filters.user_id, "limit": page.limit, "offset": page.offset}
+    rows = (await executor.execute(page_statement, parameters)).all()
+    # Unpacked in the page statement's column order: reading a Row's columns one
+    # attribute at a time costs several times as much.
+    items = [
+        BorrowingListItem(
+            id=id_,
+            borrow_date=borrow_date,
+            expected_return_date=due,
+            actual_return_date=returned,
+            user_id=user_id,
+            extensions=extensions,
+            book=BookBrief(id=book_id, title=title, author=author, cover=cover, daily_fee=fee),
+        )
+        for (
+            id_, borrow_date, due, returned, user_id, extensions,
+            book_id, title, author, cover, fee, _total,
+        ) in rows
+    ]  # fmt: skip
+    if rows:
+        total = await settle_count(executor, selected.params(parameters), rows[0].total)
+        return items, total
+    if page.offset == 0:
+        return items, 0
+    return items, await settle_count(executor, selected.params(parameters), None)
+
+
 class BorrowingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -185,38 +218,6 @@ class BorrowingRepository:
         )
         parameters = {"borrowing_id": borrowing_id, "user_id": user_id}
         return (await self.session.execute(statement, parameters)).scalar_one_or_none()
-
-    async def list(
-        self, filters: BorrowingFilters, page: PageParams
-    ) -> tuple[Sequence[BorrowingListItem], int]:
-        page_statement, selected = _list_statements(
-            by_user=filters.user_id is not None, is_active=filters.is_active
-        )
-        parameters = {"user_id": filters.user_id, "limit": page.limit, "offset": page.offset}
-        rows = (await self.session.execute(page_statement, parameters)).all()
-        # Unpacked in the page statement's column order: reading a Row's columns one
-        # attribute at a time costs several times as much.
-        items = [
-            BorrowingListItem(
-                id=id_,
-                borrow_date=borrow_date,
-                expected_return_date=due,
-                actual_return_date=returned,
-                user_id=user_id,
-                extensions=extensions,
-                book=BookBrief(id=book_id, title=title, author=author, cover=cover, daily_fee=fee),
-            )
-            for (
-                id_, borrow_date, due, returned, user_id, extensions,
-                book_id, title, author, cover, fee, _total,
-            ) in rows
-        ]  # fmt: skip
-        if rows:
-            total = await settle_count(self.session, selected.params(parameters), rows[0].total)
-            return items, total
-        if page.offset == 0:
-            return items, 0
-        return items, await settle_count(self.session, selected.params(parameters), None)
 
     async def lock_member(self, user_id: int) -> None:
         """Serialize one member's borrowings and fines (loan limit, unpaid fines).

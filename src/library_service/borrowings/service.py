@@ -8,7 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from library_service.books.errors import BookNotFoundError
 from library_service.borrowings import rules
 from library_service.borrowings.errors import BorrowingNotFoundError
-from library_service.borrowings.repository import BorrowingListItem, BorrowingRepository
+from library_service.borrowings.repository import (
+    BorrowingListItem,
+    BorrowingRepository,
+    borrowings_page,
+)
 from library_service.borrowings.schemas import BorrowingCreate, BorrowingExtend, BorrowingFilters
 from library_service.circulation import copies
 from library_service.core import clock
@@ -43,8 +47,8 @@ class BorrowingService:
     async def list_borrowings(
         self, user: AuthUser, filters: BorrowingFilters, page: PageParams
     ) -> tuple[Sequence[BorrowingListItem], int]:
-        async with self.uow.read() as session:
-            return await BorrowingRepository(session).list(user.restrict(filters), page)
+        async with self.uow.read_rows() as connection:
+            return await borrowings_page(connection, user.restrict(filters), page)
 
     async def get_borrowing(self, borrowing_id: int, user: AuthUser) -> Borrowing:
         return await self._visible(borrowing_id, user, with_payments=True)

@@ -38,6 +38,7 @@ from sqlalchemy import Row, Select, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -55,6 +56,9 @@ BeforeCommitHooks = list[Callable[[AsyncSession], Awaitable[None]]]
 # Rows and selects of any shape (SQLAlchemy types them by their columns).
 AnyRow = Row[*tuple[Any, ...]]
 AnySelect = Select[*tuple[Any, ...]]
+# What statements run on: a session, or a bare connection for the hottest reads that load
+# no objects (`UnitOfWork.read_rows()`).
+Executor = AsyncSession | AsyncConnection
 
 
 def as_dicts(rows: Sequence[AnyRow]) -> list[dict[str, Any]]:
@@ -172,6 +176,13 @@ class UnitOfWork:
         """Reads without a transaction; loaded objects stay usable after the block."""
         async with self.db.autocommit_sessionmaker() as session:
             yield session
+
+    @asynccontextmanager
+    async def read_rows(self) -> AsyncIterator[AsyncConnection]:
+        """As `read()`, on a bare connection, for reads that load no objects: a session's
+        own bookkeeping costs about 30 µs of CPU a phase, a tenth of a simple read."""
+        async with self.db.autocommit_engine.connect() as connection:
+            yield connection
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

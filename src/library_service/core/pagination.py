@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from library_service.core.db import AnyRow, AnySelect
+from library_service.core.db import AnyRow, AnySelect, Executor
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -93,7 +94,7 @@ def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str
     return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
 
 
-async def estimated_count(session: AsyncSession, statement: AnySelect) -> int:
+async def estimated_count(session: Executor, statement: AnySelect) -> int:
     """The planner's estimate of the rows `statement` selects (no row is read)."""
     counted = statement.with_only_columns(literal(1), maintain_column_froms=True).order_by(None)
     plan = (await session.execute(_Explain(counted))).scalar_one()
@@ -102,7 +103,7 @@ async def estimated_count(session: AsyncSession, statement: AnySelect) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-async def settle_count(session: AsyncSession, statement: AnySelect, capped: int | None) -> int:
+async def settle_count(session: Executor, statement: AnySelect, capped: int | None) -> int:
     """The count to answer: `capped` if it is exact, the planner's estimate if it hit the
     cap (None: count it now, capped)."""
     if capped is None:
@@ -146,12 +147,21 @@ class Page(BaseModel, Generic[T]):
 
 
 def make_page(request: Request, page: PageParams, count: int, results: list[T]) -> Page[T]:
-    url = request.url
     next_url = None
     if page.offset + page.limit < count and page.offset + page.limit <= MAX_OFFSET:
-        next_url = str(url.include_query_params(limit=page.limit, offset=page.offset + page.limit))
+        next_url = _page_url(request, page.limit, page.offset + page.limit)
     previous_url = None
     if page.offset > 0:
-        previous_offset = max(page.offset - page.limit, 0)
-        previous_url = str(url.include_query_params(limit=page.limit, offset=previous_offset))
+        previous_url = _page_url(request, page.limit, max(page.offset - page.limit, 0))
     return Page[T](count=count, next=next_url, previous=previous_url, results=results)
+
+
+def _page_url(request: Request, limit: int, offset: int) -> str:
+    """The request's URL for another page: its query with `limit` and `offset` set, last (as
+    Starlette's `URL.include_query_params` writes it, from the query already parsed)."""
+    kept = [item for item in request.query_params.multi_items() if item[0] not in _PAGING]
+    query = urlencode([*kept, ("limit", str(limit)), ("offset", str(offset))])
+    return f"{str(request.url).partition('?')[0]}?{query}"
+
+
+_PAGING = frozenset({"limit", "offset"})

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from library_service.core.errors import AuthenticationError, PermissionDeniedError
 from library_service.users.errors import TokenNotValidError
-from library_service.users.repository import UserRepository
+from library_service.users.repository import active_auth_user
 from library_service.users.schemas import AuthUser
 from library_service.users.security import InvalidTokenError, decode_token
 from library_service.web.dependencies import SettingsDep, UnitOfWorkDep
@@ -65,10 +65,8 @@ async def get_current_user(
         raise TokenNotValidError("The access token is invalid or expired.") from exc
     # A read phase of its own: the connection goes back to the pool at once instead of
     # being held beside the endpoint's own work.
-    async with uow.read() as session:
-        user = await UserRepository(session).get_active_auth_user(
-            claims.user_id, token_version=claims.version
-        )
+    async with uow.read_rows() as connection:
+        user = await active_auth_user(connection, claims.user_id, token_version=claims.version)
     if user is None:
         raise TokenNotValidError("The user is inactive or deleted, or the token was revoked.")
     return user

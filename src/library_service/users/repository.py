@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.core.db import Executor
 from library_service.core.pagination import PageParams, fetch_page
 from library_service.core.search import member_search
 from library_service.models import PasswordToken, User, table_of
@@ -19,6 +20,16 @@ _ACTIVE_AUTH_USER = select(_users.id, _users.email, _users.is_staff).where(
     _users.is_active.is_(True),
     _users.token_version == bindparam("token_version"),
 )
+
+
+async def active_auth_user(
+    executor: Executor, user_id: int, *, token_version: int
+) -> AuthUser | None:
+    """The user a token names, if they are active and the token is of their current version
+    (a password change since it was issued ends it)."""
+    parameters = {"user_id": user_id, "token_version": token_version}
+    row = (await executor.execute(_ACTIVE_AUTH_USER, parameters)).first()
+    return AuthUser(id=row.id, email=row.email, is_staff=row.is_staff) if row else None
 
 
 class UserRepository:
@@ -71,11 +82,7 @@ class UserRepository:
         return (await self.session.execute(statement.limit(1))).first() is not None
 
     async def get_active_auth_user(self, user_id: int, *, token_version: int) -> AuthUser | None:
-        """The user a token names, if they are active and the token is of their current
-        version (a password change since it was issued ends it)."""
-        parameters = {"user_id": user_id, "token_version": token_version}
-        row = (await self.session.execute(_ACTIVE_AUTH_USER, parameters)).first()
-        return AuthUser(id=row.id, email=row.email, is_staff=row.is_staff) if row else None
+        return await active_auth_user(self.session, user_id, token_version=token_version)
 
     async def add_password_token(self, token: PasswordToken) -> None:
         self.session.add(token)
