@@ -7,6 +7,8 @@ import asyncio
 import re
 from typing import Any
 
+import pytest
+
 from library_service.borrowings.reminders import remind
 from library_service.core.db import UnitOfWork
 from library_service.dev.mailbox import Caught, Mailbox
@@ -416,3 +418,29 @@ async def test_a_kept_connection_is_not_used_once_closed_or_idle_too_long(
         "c@example.com",
     ]
     assert len(set(mailbox.peers)) == 3
+
+
+@pytest.mark.parametrize("to", ["reader@example.com", "łukasz@example.com"])
+def test_an_email_reads_back_with_its_headers_and_both_bodies(settings, to):
+    """ASCII addresses get the classic, cheaper message; others the one SMTPUTF8 needs."""
+    import email as email_package
+    from email.message import EmailMessage
+
+    from library_service.notifications import mailer as mail
+
+    subject = "Zaległa książka: Pan Tadeusz — proszę o zwrot"
+    notice = mail.Email(7, to, subject, "Treść żółwia", [["Kwota", "3,00 zł"]], "http://x/y", None)
+    message = mail.render(notice, settings)
+    assert isinstance(message, EmailMessage) == (not to.isascii())
+    policy = email_package.policy
+    raw = message.as_bytes(policy=policy.SMTPUTF8 if not to.isascii() else policy.compat32)
+    parsed = email_package.message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == subject
+    assert parsed["To"] == to
+    assert parsed["From"].addresses[0].display_name == settings.LIBRARY_NAME
+    assert parsed["Message-ID"] == mail.message_id(7, settings)
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    text = parsed.get_body(preferencelist=("plain",)).get_content()
+    html = parsed.get_body(preferencelist=("html",)).get_content()
+    assert "Treść żółwia" in text and "3,00 zł" in text and "http://x/y" in text
+    assert "Treść żółwia" in html and 'href="http://x/y"' in html

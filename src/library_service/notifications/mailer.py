@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
@@ -42,7 +46,8 @@ def message_id(notice_id: int, settings: Settings) -> str:
     return f"<notice-{notice_id}@{domain}>"
 
 
-def render(email: Email, settings: Settings) -> EmailMessage:
+def render(email: Email, settings: Settings) -> Message:
+    """The e-mail: its text and HTML bodies as alternatives, and its headers."""
     context = {
         "subject": email.subject,
         "body": email.body,
@@ -51,16 +56,53 @@ def render(email: Email, settings: Settings) -> EmailMessage:
         "link_label": email.link_label or "Open",
         "library": settings.LIBRARY_NAME,
     }
+    text = _templates.get_template("notice.txt").render(context)
+    html = _templates.get_template("notice.html").render(context)
+    headers = {
+        "Subject": email.subject,
+        "Date": format_datetime(clock.now()),
+        "Message-ID": message_id(email.notice_id, settings),
+        "Auto-Submitted": "auto-generated",
+    }
+    if not (email.to.isascii() and settings.MAIL_FROM.isascii()):
+        return _international(email.to, text, html, headers, settings)
+    # Built with the email package's classic classes: the modern EmailMessage parses every
+    # header it is given and costs about 0.9 ms of CPU an e-mail, against 0.14 ms here.
+    message = MIMEMultipart("alternative")
+    message["From"] = formataddr((settings.LIBRARY_NAME, settings.MAIL_FROM), charset="utf-8")
+    message["To"] = email.to
+    for name, value in headers.items():
+        # A Header object, not its encoded text, so that the generator folds it once.
+        message[name] = value if value.isascii() else Header(value, "utf-8")  # type: ignore[assignment]
+    message.attach(_body(text, "plain"))
+    message.attach(_body(html, "html"))
+    return message
+
+
+def _body(content: str, subtype: str) -> MIMENonMultipart:
+    """A body in UTF-8, quoted-printable: readable in the raw message where it is ASCII."""
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(content, _UTF8)
+    return part
+
+
+def _international(
+    to: str, text: str, html: str, headers: dict[str, str], settings: Settings
+) -> EmailMessage:
+    """An e-mail to (or from) an address that is not ASCII: the modern classes write it for
+    SMTPUTF8, which the classic ones cannot."""
     message = EmailMessage()
     message["From"] = formataddr((settings.LIBRARY_NAME, settings.MAIL_FROM))
-    message["To"] = email.to
-    message["Subject"] = email.subject
-    message["Date"] = format_datetime(clock.now())
-    message["Message-ID"] = message_id(email.notice_id, settings)
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(_templates.get_template("notice.txt").render(context))
-    message.add_alternative(_templates.get_template("notice.html").render(context), subtype="html")
+    message["To"] = to
+    for name, value in headers.items():
+        message[name] = value
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
     return message
+
+
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
 
 
 class MailError(Exception):
@@ -91,7 +133,7 @@ class Mailer:
     def configured(self) -> bool:
         return bool(self.settings.SMTP_HOST)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         if not self.configured:
             # No SMTP server (and not the local run, which starts its own): the log it is.
             logger.info("e-mail to %s: %s", message["To"], message["Subject"])
@@ -108,7 +150,7 @@ class Mailer:
         except (aiosmtplib.SMTPException, OSError) as exc:  # unreachable, timed out, dropped
             raise MailError(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Message) -> None:
         client = await self._connection()
         try:
             await client.send_message(message)
