@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,8 +69,24 @@ _SUMMARY_JOIN = (
     Book.id == Borrowing.book_id,
 )
 
-# Built once: every borrowing reserves an id (see core/db.py).
+# Built once: every borrowing reserves an id, every payment is confirmed (see core/db.py).
 _NEXT_ID = select(func.nextval(func.pg_get_serial_sequence("payments", "id")).label("id"))
+_events = table_of(StripeEvent)
+_RECORD_EVENT = (
+    pg_insert(_events)
+    .values(id=bindparam("event_id"), type=bindparam("event_type"))
+    .on_conflict_do_nothing(index_elements=[_events.c.id])
+    .returning(_events.c.id)
+)
+_MARK_PAID = (
+    update(Payment)
+    .where(
+        Payment.session_id == bindparam("paid_session_id"), rules.unpaid_clause(), *_SUMMARY_JOIN
+    )
+    .values(status=PaymentStatus.PAID.value, method=PaymentMethod.CARD.value, paid_at=func.now())
+    .returning(*_SUMMARY_COLUMNS)
+    .execution_options(synchronize_session=False)
+)
 
 
 class PaymentRepository:
@@ -109,18 +125,8 @@ class PaymentRepository:
     async def mark_paid(self, session_id: str) -> PaymentSummary | None:
         """PAID by card once: the payment if this call changed it; None if it was already
         settled (paid, in cash too, or waived) or is unknown."""
-        statement = (
-            update(Payment)
-            .where(Payment.session_id == session_id, rules.unpaid_clause(), *_SUMMARY_JOIN)
-            .values(
-                status=PaymentStatus.PAID.value,
-                method=PaymentMethod.CARD.value,
-                paid_at=func.now(),
-            )
-            .returning(*_SUMMARY_COLUMNS)
-            .execution_options(synchronize_session=False)
-        )
-        row = (await self.session.execute(statement)).mappings().first()
+        parameters = {"paid_session_id": session_id}
+        row = (await self.session.execute(_MARK_PAID, parameters)).mappings().first()
         return PaymentSummary(**row) if row else None
 
     async def settle_at_desk(
@@ -205,11 +211,5 @@ class PaymentRepository:
 
     async def record_event(self, event_id: str, event_type: str) -> bool:
         """Remember a webhook event; False if it was seen before."""
-        events = table_of(StripeEvent)
-        statement = (
-            pg_insert(events)
-            .values(id=event_id, type=event_type)
-            .on_conflict_do_nothing(index_elements=[events.c.id])
-            .returning(events.c.id)
-        )
-        return (await self.session.execute(statement)).first() is not None
+        parameters = {"event_id": event_id, "event_type": event_type}
+        return (await self.session.execute(_RECORD_EVENT, parameters)).first() is not None
