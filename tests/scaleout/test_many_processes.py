@@ -336,10 +336,14 @@ async def test_a_worker_killed_mid_send_loses_nothing(stack: Stack, factory):
             await asyncio.sleep(0.05)
         victim = stack.stripe_gate.held[0].rpartition("_")[2]
         survivor = next(name for name in stack.workers if name != victim)
-        await load.run(cycles=1)  # messages to send while Telegram answers slowly
-        deadline = time.monotonic() + 10
+        # Messages to send while Telegram answers slowly, until the victim is sending one
+        # (which worker takes a job is up to arq: a single cycle's few messages could all
+        # go to the survivor).
+        feeding = asyncio.ensure_future(load.run(cycles=8, pause=0.1))
+        deadline = time.monotonic() + 30
         while not stack.telegram.in_flight(victim):
             assert time.monotonic() < deadline, "the victim never sent"
+            assert not feeding.done() or feeding.exception() is None
             await asyncio.sleep(0.02)
         stack.workers[victim].signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -354,6 +358,7 @@ async def test_a_worker_killed_mid_send_loses_nothing(stack: Stack, factory):
     finally:
         stack.telegram.delay = 0.0
         stack.stripe_gate.open.set()
+    await feeding  # the API never depended on the worker: the load goes on to its end
 
     # Its sends go out again (arq runs a dead worker's job again after the job timeout
     # plus 10 s), by the survivor; the survivor's poll slots go on meanwhile.
