@@ -369,17 +369,7 @@ def serve_and_measure(
         )
         environment["LOGIN_RATE_LIMIT"] = "1000000"
         environment["LOGIN_RATE_LIMIT_PER_ADDRESS"] = "1000000"
-        sandbox = stack.start_service(
-            services,
-            "sandbox",
-            [
-                sys.executable,
-                str(Path(__file__).with_name("sandbox_server.py")),
-                f"--port={sandbox_port}",
-                f"--webhook-url=http://127.0.0.1:{api_port}/api/payments/webhook/",
-            ],
-            environment,
-        )
+        sandbox = stack.start_sandbox(services, sandbox_port, api_port, environment)
         api = stack.start_service(
             services,
             "api",

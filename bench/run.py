@@ -123,26 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             smtp_port=smtp_port,
         )
         say(f"starting the sandbox Stripe (:{sandbox_port}), API (:{api_port}), worker ...")
-        sandbox = stack.start_service(
-            services,
-            "sandbox",
-            [
-                sys.executable,
-                str(Path(__file__).with_name("sandbox_server.py")),
-                f"--port={sandbox_port}",
-                f"--webhook-url=http://127.0.0.1:{api_port}/api/payments/webhook/",
-            ],
-            environment,
-        )
-        sinks = stack.start_service(
+        sandbox = stack.start_sandbox(services, sandbox_port, api_port, environment)
+        sinks = stack.start_script(
             services,
             "sinks",
-            [
-                sys.executable,
-                str(Path(__file__).with_name("sinks_server.py")),
-                f"--telegram-port={telegram_port}",
-                f"--smtp-port={smtp_port}",
-            ],
+            "sinks_server.py",
+            [f"--telegram-port={telegram_port}", f"--smtp-port={smtp_port}"],
             environment,
         )
         # Stopped in reverse: the API first, then the worker, the sinks, the sandbox, Redis.

@@ -182,6 +182,23 @@ def start_service(
     return service
 
 
+def start_script(
+    stack: ExitStack, name: str, script: str, args: list[str], environment: dict[str, str]
+) -> Service:
+    """One of the bench's own servers (`bench/<script>`), in a process of its own."""
+    argv = [sys.executable, str(Path(__file__).with_name(script)), *args]
+    return start_service(stack, name, argv, environment)
+
+
+def start_sandbox(
+    stack: ExitStack, sandbox_port: int, api_port: int, environment: dict[str, str]
+) -> Service:
+    """The sandbox Stripe, posting its signed webhooks to the API."""
+    webhook = f"http://127.0.0.1:{api_port}/api/payments/webhook/"
+    args = [f"--port={sandbox_port}", f"--webhook-url={webhook}"]
+    return start_script(stack, "sandbox", "sandbox_server.py", args, environment)
+
+
 def wait_http(service: Service, url: str, *, timeout: float = 60, any_status: bool = False) -> None:
     """Until `url` answers 200 (any answer with `any_status`), the service dies or time is up."""
     deadline = time.monotonic() + timeout

@@ -26,7 +26,7 @@ from library_service.payments.service import PaymentService
 from library_service.payments.stripe_client import StripeGateway
 from library_service.users.service import UserService
 from library_service.users.throttle import LocalLoginCounts, LoginThrottle
-from library_service.web.dependencies import before_commit_hooks, request_base_url
+from library_service.web.dependencies import request_base_url, unit_of_work_for
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
@@ -115,12 +115,12 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-# Each service is one dependency of its own, built from the request: a dependency costs
-# FastAPI about as much as the service it builds, and the per-request unit of work needs no
-# sharing (its before-commit hooks live on the request, see web/dependencies.py).
+# Each service is one dependency, built from the request (FastAPI resolves every dependency
+# on every request); its unit of work needs no sharing with the route's other dependencies,
+# since the before-commit hooks live on the request (see web/dependencies.py).
 def _parts(request: Request) -> tuple[Services, UnitOfWork]:
     services: Services = request.app.state.services
-    return services, services.unit_of_work(before_commit_hooks(request))
+    return services, unit_of_work_for(request)
 
 
 async def get_user_service(request: Request) -> UserService:

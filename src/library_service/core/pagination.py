@@ -156,12 +156,12 @@ def make_page(request: Request, page: PageParams, count: int, results: list[T]) 
     return Page[T](count=count, next=next_url, previous=previous_url, results=results)
 
 
+_PAGING = frozenset({"limit", "offset"})
+
+
 def _page_url(request: Request, limit: int, offset: int) -> str:
     """The request's URL for another page: its query with `limit` and `offset` set, last (as
     Starlette's `URL.include_query_params` writes it, from the query already parsed)."""
     kept = [item for item in request.query_params.multi_items() if item[0] not in _PAGING]
     query = urlencode([*kept, ("limit", str(limit)), ("offset", str(offset))])
     return f"{str(request.url).partition('?')[0]}?{query}"
-
-
-_PAGING = frozenset({"limit", "offset"})

@@ -67,7 +67,7 @@ def render(email: Email, settings: Settings) -> Message:
     if not (email.to.isascii() and settings.MAIL_FROM.isascii()):
         return _international(email.to, text, html, headers, settings)
     # Built with the email package's classic classes: the modern EmailMessage parses every
-    # header it is given and costs about 0.9 ms of CPU an e-mail, against 0.14 ms here.
+    # header it is given and costs about 0.95 ms of CPU an e-mail, against 0.12 ms here.
     message = MIMEMultipart("alternative")
     message["From"] = formataddr((settings.LIBRARY_NAME, settings.MAIL_FROM), charset="utf-8")
     message["To"] = email.to

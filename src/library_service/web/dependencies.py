@@ -47,11 +47,15 @@ def add_before_commit(request: Request, hook: Callable[[AsyncSession], Awaitable
     before_commit_hooks(request).append(hook)
 
 
-async def get_unit_of_work(request: Request) -> UnitOfWork:
+def unit_of_work_for(request: Request) -> UnitOfWork:
     """The request's way to the database; services commit through it before responding."""
     return UnitOfWork(
         request.app.state.db, request.app.state.queue, before_commit=before_commit_hooks(request)
     )
+
+
+async def get_unit_of_work(request: Request) -> UnitOfWork:
+    return unit_of_work_for(request)
 
 
 def request_base_url(request: Request) -> str:
