@@ -33,10 +33,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from library_service.core.db import Database
 from library_service.dev.embedded import DATA_DIR, free_port
 from library_service.dev.fake_stripe import SandboxStripe
 from library_service.dev.local import serve_in_thread
 from library_service.dev.mailbox import Mailbox
+from tests.isolation import emptying_script
 from tests.pgbouncer import PgBouncer, pgbouncer_installed
 
 COMMAND = str(Path(sys.executable).with_name("library-service"))
@@ -48,6 +50,16 @@ CHECK_INTERVAL = 0.1
 REDIS_DB = 13
 WORKER_NAMES = ("a", "b")
 MAIL_DOMAIN = "scaleout.example.com"
+
+
+@pytest.fixture(scope="session")
+async def emptying(db: Database) -> str:
+    """As the suite's, except that ids go on counting from test to test: the processes here
+    outlive every reset, and a job still queued for a message of one test must not find (and
+    settle) the next test's message of the same id."""
+    async with db.autocommit_engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        return await emptying_script(raw.driver_connection, restart_sequences=False)
 
 
 # -- the fake Telegram -------------------------------------------------------------------

@@ -80,6 +80,34 @@ async def eventually(check: Any, *, within: float = PATIENCE, what: str) -> None
         await asyncio.sleep(0.1)
 
 
+async def mismatch(stack: Stack, delivered: Counter[str]) -> str:
+    """Why a delivery check failed: each message not received exactly once, with its row and
+    what the workers logged of its job."""
+    statement = select(
+        Notification.id,
+        Notification.text,
+        Notification.status,
+        Notification.attempts,
+        Notification.sent_at,
+        Notification.last_error,
+    )
+    lines = []
+    for row in await _rows(stack.database_url, statement):
+        if delivered[row.text] == 1:
+            continue
+        lines.append(
+            f"#{row.id} received {delivered[row.text]}x, {row.status}, "
+            f"{row.attempts} attempt(s), sent_at {row.sent_at}, error {row.last_error!r}: "
+            f"{row.text[:50]!r}"
+        )
+        job = f"notification:{row.id}:"
+        for name in stack.workers:
+            lines += [
+                f"  {name}: {line}" for line in stack.worker_log(name).splitlines() if job in line
+            ]
+    return "\n".join(lines)
+
+
 async def all_sent(stack: Stack) -> bool:
     rows = await notifications(stack.database_url)
     return bool(rows) and all(status == "SENT" for _, status in rows.values())
@@ -244,7 +272,8 @@ async def test_many_processes_behave_as_one_library(stack: Stack, factory):
     await eventually(lambda: all_sent(stack), what="every message SENT")
     recorded = await notifications(stack.database_url)
     delivered = Counter(stack.telegram.delivered()[baseline:])
-    assert delivered == Counter(text for text, _ in recorded.values())
+    expected = Counter(text for text, _ in recorded.values())
+    assert delivered == expected, await mismatch(stack, delivered)
     assert (
         sum(
             "No borrowings overdue" in text or "overdue" in text.lower()
@@ -365,7 +394,9 @@ async def test_a_worker_killed_mid_send_loses_nothing(stack: Stack, factory):
     await eventually(lambda: all_sent(stack), what="the killed worker's messages")
     recorded = await notifications(stack.database_url)
     delivered = Counter(stack.telegram.delivered()[baseline:])
-    assert set(delivered) == {text for text, _ in recorded.values()}
+    assert set(delivered) == {text for text, _ in recorded.values()}, await mismatch(
+        stack, delivered
+    )
     twice = {text for text, times in delivered.items() if times > 1}
     assert twice <= in_flight  # the lease rule: only a send cut off by the kill repeats
     polls_after = [

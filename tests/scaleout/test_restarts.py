@@ -13,7 +13,14 @@ import pytest
 
 from library_service.worker import JOB_COMPLETION_WAIT_SECONDS
 from tests.scaleout.conftest import DRAIN_SECONDS, Stack
-from tests.scaleout.test_many_processes import Load, all_sent, eventually, notifications, prepare
+from tests.scaleout.test_many_processes import (
+    Load,
+    all_sent,
+    eventually,
+    mismatch,
+    notifications,
+    prepare,
+)
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
 
@@ -71,7 +78,8 @@ async def test_restarting_every_api_process_under_load_fails_no_request(stack: S
     await eventually(lambda: all_sent(stack), what="every message SENT")
     recorded = await notifications(stack.database_url)
     delivered = Counter(stack.telegram.delivered()[baseline:])
-    assert delivered == Counter(text for text, _ in recorded.values())  # nothing twice
+    expected = Counter(text for text, _ in recorded.values())
+    assert delivered == expected, await mismatch(stack, delivered)  # nothing twice
     print(f"restarts: {load.requests} requests, {len(load.failures)} failed")
 
 
