@@ -16,7 +16,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import insert
 
 from library_service.core import clock
-from library_service.models import Borrowing, Notification, Payment, User
+from library_service.models import Borrowing, MemberNotice, Notification, Payment, User
 
 STAFF_EMAIL = "desk@library.test"
 STAFF_PASSWORD = "desk-password-1"
@@ -124,6 +124,25 @@ class Rows:
                     last_error="Telegram answered 403: bot was kicked from the group chat",
                 )
                 .returning(Notification.id)
+            )
+            return int((await session.execute(statement)).scalar_one())
+
+    async def failed_notice(self, member: User) -> int:
+        """A hold-ready e-mail to `member` the mail server refused for good."""
+        async with self.db.sessionmaker() as session, session.begin():
+            statement = (
+                insert(MemberNotice)
+                .values(
+                    user_id=member.id,
+                    kind="hold_ready",
+                    subject="Your hold is ready",
+                    body="«Emma» is put aside for you.",
+                    to_address=member.email,
+                    status="FAILED",
+                    attempts=1,
+                    last_error="550 no such mailbox",
+                )
+                .returning(MemberNotice.id)
             )
             return int((await session.execute(statement)).scalar_one())
 

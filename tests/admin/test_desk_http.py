@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from library_service.core import clock
-from library_service.models import Borrowing
+from library_service.models import Borrowing, MemberNotice
 from tests.admin.conftest import STAFF_EMAIL, STAFF_PASSWORD, csrf_token, http_sign_in
 from tests.factories import audit_entries
 
@@ -145,6 +145,25 @@ async def test_staff_messages_show_what_they_are_about(admin_http, staff, rows):
     page = await admin_http.get("/admin/messages/list")
     assert "New borrowing" in page.text
     assert "borrowing_created" not in page.text
+
+
+async def test_a_member_notice_sent_again_is_on_record(admin_http, staff, rows, factory, db):
+    member = await factory.member()
+    notice_id = await rows.failed_notice(member)
+    await http_sign_in(admin_http, STAFF_EMAIL, STAFF_PASSWORD)
+    token = csrf_token((await admin_http.get("/admin/member-notices/list")).text)
+    url = f"/admin/_api/member-notices/row-action?name=send_again&pk={notice_id}"
+    assert (await admin_http.post(url, headers={"X-CSRFToken": token})).status_code == 200
+    assert (await rows.get(MemberNotice, notice_id)).status == "PENDING"
+    [entry] = await audit_entries(db)
+    assert (entry.actor_id, entry.action, entry.target_type, entry.target_id) == (
+        staff.id,
+        "notice.send_again",
+        "notice",
+        notice_id,
+    )
+    assert entry.member_id == member.id  # on the member's page too
+    assert entry.changes == {"status": ["FAILED", "PENDING"]}
 
 
 async def test_a_message_sent_again_is_on_record(admin_http, staff, rows, db):

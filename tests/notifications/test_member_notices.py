@@ -332,7 +332,9 @@ async def test_smtp_refusals_down_and_back_up(client, factory, app, db, settings
 
     # Staff send the failed one again, once the address works.
     mailbox.refuse.clear()
-    await MemberInbox(UnitOfWork(db, app.state.queue)).send_again(notice_of[gone.id])
+    staff = await factory.staff()
+    inbox = MemberInbox(UnitOfWork(db, app.state.queue))
+    await inbox.send_again(notice_of[gone.id], staff_id=staff.id)
     assert await deliver_notices(app, db, settings) == {notice_of[gone.id]: "sent"}
     assert mails_to(mailbox, "gone@example.com")
 

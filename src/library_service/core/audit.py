@@ -39,6 +39,7 @@ class AuditAction(enum.StrEnum):
     PAYMENT_WAIVE = "payment.waive"
     PAYMENT_RENEW = "payment.renew"
     MESSAGE_SEND_AGAIN = "message.send_again"
+    NOTICE_SEND_AGAIN = "notice.send_again"
 
 
 class AuditTarget(enum.StrEnum):
@@ -48,6 +49,7 @@ class AuditTarget(enum.StrEnum):
     HOLD = "hold"
     PAYMENT = "payment"
     MESSAGE = "message"
+    NOTICE = "notice"
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,8 @@ class NoticeRepository:
         status: str | None = await self.session.scalar(statement)
         return status
 
-    async def restart_failed(self, notice_id: int) -> bool:
+    async def restart_failed(self, notice_id: int) -> int | None:
+        """Give a FAILED notice a fresh start; its member's id, or None unless it was FAILED."""
         statement = (
             update(MemberNotice)
             .where(MemberNotice.id == notice_id, MemberNotice.status == NoticeStatus.FAILED.value)
@@ -94,9 +95,10 @@ class NoticeRepository:
                 locked_until=None,
                 last_error=None,
             )
-            .returning(MemberNotice.id)
+            .returning(MemberNotice.user_id)
         )
-        return (await self.session.execute(statement)).first() is not None
+        member_id: int | None = await self.session.scalar(statement)
+        return member_id
 
     async def due_for_relay(self, *, limit: int) -> Sequence[int]:
         statement = (

@@ -161,14 +161,16 @@ class MemberNoticeService:
         )
         return await self.record(recipient, draft)
 
-    async def send_again(self, notice_id: int) -> None:
-        """Put a FAILED notice back in the outbox (attempts from zero)."""
+    async def send_again(self, notice_id: int) -> int:
+        """Put a FAILED notice back in the outbox (attempts from zero); its member's id."""
         repository = NoticeRepository(self.session)
-        if not await repository.restart_failed(notice_id):
+        member_id = await repository.restart_failed(notice_id)
+        if member_id is None:
             if await repository.status_of(notice_id) is None:
                 raise NoticeNotFoundError
             raise NoticeNotFailedError
         self._deliver_after_commit(notice_id)
+        return member_id
 
     def _deliver_after_commit(self, notice_id: int) -> None:
         defer_job(
@@ -203,7 +205,13 @@ class MemberInbox:
         async with self.uow.write() as session:
             return await NoticeRepository(session).mark_all_read(user_id)
 
-    async def send_again(self, notice_id: int) -> None:
-        """Staff: a FAILED notice's e-mail goes out again."""
+    async def send_again(self, notice_id: int, *, staff_id: int) -> None:
+        """Staff: a FAILED notice's e-mail goes out again, on record as their doing."""
         async with self.uow.write() as session:
-            await MemberNoticeService(session).send_again(notice_id)
+            member_id = await MemberNoticeService(session).send_again(notice_id)
+            await AuditTrail(session).record(
+                staff_id,
+                AuditAction.NOTICE_SEND_AGAIN,
+                Target(AuditTarget.NOTICE, notice_id, member_id=member_id),
+                changes={"status": ["FAILED", "PENDING"]},
+            )

@@ -46,6 +46,7 @@ TARGET_VIEWS = {
     AuditTarget.HOLD.value: "holds",
     AuditTarget.PAYMENT.value: "payments",
     AuditTarget.MESSAGE.value: "messages",
+    AuditTarget.NOTICE.value: "member-notices",
 }
 
 
@@ -110,7 +111,7 @@ class ActivityView(ReadOnlyDeskView):
             "action__in=member.update,member.activate,member.deactivate,member.grant_staff,"
             "member.revoke_staff",
         ),
-        ("Holds and messages", "action__in=hold.cancel,message.send_again"),
+        ("Holds and messages", "action__in=hold.cancel,message.send_again,notice.send_again"),
     ]
     exporters: Any = ["csv"]
 

@@ -172,9 +172,15 @@ class MemberNoticeView(ReadOnlyDeskView):
     async def repr(self, obj: Any, request: Request) -> str:
         return f"Notice #{obj.id}"
 
-    def _send_again(self, notice_id: int) -> Any:
-        services = self.desk.services
-        return services.notices(services.unit_of_work()).send_again(notice_id)
+    def _sender(self, request: Request) -> Callable[[int], Awaitable[None]]:
+        """Sends one notice again, on record as the signed-in staff member's doing."""
+        services, staff_id = self.desk.services, signed_in_staff(request).id
+        inbox = services.notices(services.unit_of_work())
+
+        async def send_again(notice_id: int) -> None:
+            await inbox.send_again(notice_id, staff_id=staff_id)
+
+        return send_again
 
     async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
         if name == "send_again":
@@ -188,5 +194,5 @@ class MemberNoticeView(ReadOnlyDeskView):
         action_btn_class="btn btn-outline-primary",
     )
     async def send_again(self, request: Request, pk: Any) -> None:
-        await for_each_row([pk], self._send_again, done=QUEUED)
+        await for_each_row([pk], self._sender(request), done=QUEUED)
         flash(request, f"Notice #{pk} is queued to be sent again.", "success")
