@@ -23,15 +23,26 @@ async def payment(client, factory) -> dict[str, Any]:
     return the_payment(borrowing)
 
 
+def _headers(factory: Any, who: User, key: str | None) -> dict[str, str]:
+    return factory.auth(who) | ({"Idempotency-Key": key} if key else {})
+
+
 async def take_cash(
-    client: httpx.AsyncClient, factory: Any, who: User, payment_id: int
+    client: httpx.AsyncClient, factory: Any, who: User, payment_id: int, *, key: str | None = None
 ) -> httpx.Response:
-    return await client.post(f"/api/payments/{payment_id}/cash/", headers=factory.auth(who))
+    url = f"/api/payments/{payment_id}/cash/"
+    return await client.post(url, headers=_headers(factory, who, key))
 
 
 async def waive(
-    client: httpx.AsyncClient, factory: Any, who: User, payment_id: int, reason: Any = "Flooded"
+    client: httpx.AsyncClient,
+    factory: Any,
+    who: User,
+    payment_id: int,
+    reason: Any = "Flooded",
+    *,
+    key: str | None = None,
 ) -> httpx.Response:
     body = {} if reason is None else {"reason": reason}
     url = f"/api/payments/{payment_id}/waive/"
-    return await client.post(url, json=body, headers=factory.auth(who))
+    return await client.post(url, json=body, headers=_headers(factory, who, key))

@@ -106,6 +106,36 @@ async def test_paid_and_waived_payments_are_final(client, factory, db, sandbox, 
     assert len(await audit_entries(db)) == 2
 
 
+async def test_a_desk_retry_with_its_key_gets_the_first_answer(
+    client, factory, db, sandbox, staff, payment
+):
+    """The answer to "Paid in cash" or "Waive" lost on the way: pressed again with the same
+    Idempotency-Key, the desk gets the first answer, not a refusal, and nothing happens twice."""
+    first = await take_cash(client, factory, staff, payment["id"], key="cash-1")
+    again = await take_cash(client, factory, staff, payment["id"], key="cash-1")
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert_error(  # a new key is a new request
+        await take_cash(client, factory, staff, payment["id"], key="cash-2"),
+        400,
+        "payment_already_paid",
+    )
+
+    _, borrowing = await factory.borrowed(client)
+    other = the_payment(borrowing)
+    first = await waive(client, factory, staff, other["id"], "Flooded", key="waive-1")
+    again = await waive(client, factory, staff, other["id"], "Flooded", key="waive-1")
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    other_reason = await waive(client, factory, staff, other["id"], "Burnt", key="waive-1")
+    assert other_reason.status_code == 422  # the same key with another body
+    assert [entry.action for entry in await audit_entries(db)] == [
+        "payment.cash",
+        "payment.waive",
+    ]
+    assert await paid_notifications(db) == 1
+
+
 async def fetch_member(db, payment_id: int) -> User:
     payment = await fetch(db, Payment, payment_id)
     borrowing = await fetch(db, Borrowing, payment.borrowing_id)

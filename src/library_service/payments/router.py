@@ -135,7 +135,8 @@ async def renew_payment(
 @router.post(
     "/{payment_id}/cash/",
     operation_id="payments_cash",
-    responses=error_responses(400, 401, 403, 404, 409),
+    dependencies=[Idempotent],
+    responses={**error_responses(400, 401, 403, 404, 409), **IDEMPOTENT_RESPONSES},
 )
 async def take_cash(
     payment_id: IdPath, staff: StaffUser, service: PaymentServiceDep
@@ -147,7 +148,8 @@ async def take_cash(
 @router.post(
     "/{payment_id}/waive/",
     operation_id="payments_waive",
-    responses=error_responses(400, 401, 403, 404, 409, 413),
+    dependencies=[Idempotent],
+    responses={**error_responses(400, 401, 403, 404, 409, 413), **IDEMPOTENT_RESPONSES},
 )
 async def waive_payment(
     payment_id: IdPath, data: WaiverCreate, staff: StaffUser, service: PaymentServiceDep
