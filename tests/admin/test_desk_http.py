@@ -8,10 +8,11 @@ import io
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from library_service.core import clock
-from library_service.models import Borrowing, MemberNotice
+from library_service.models import Borrowing, MemberNotice, Notification
 from tests.admin.conftest import STAFF_EMAIL, STAFF_PASSWORD, csrf_token, http_sign_in
 from tests.factories import audit_entries
 
@@ -164,6 +165,40 @@ async def test_a_member_notice_sent_again_is_on_record(admin_http, staff, rows, 
     )
     assert entry.member_id == member.id  # on the member's page too
     assert entry.changes == {"status": ["FAILED", "PENDING"]}
+
+
+@pytest.mark.parametrize(
+    ("view", "model", "action"),
+    [
+        ("messages", Notification, "message.send_again"),
+        ("member-notices", MemberNotice, "notice.send_again"),
+    ],
+)
+async def test_a_selection_of_failed_ones_is_sent_again(
+    admin_http, staff, rows, factory, db, view, model, action
+):
+    member = await factory.member()
+    if view == "messages":
+        failed = [await rows.failed_message(), await rows.failed_message()]
+    else:
+        failed = [await rows.failed_notice(member), await rows.failed_notice(member)]
+    await http_sign_in(admin_http, STAFF_EMAIL, STAFF_PASSWORD)
+    token = csrf_token((await admin_http.get(f"/admin/{view}/list")).text)
+    pks = "&".join(f"pks={pk}" for pk in failed)
+    url = f"/admin/_api/{view}/action?name=send_again_selected&{pks}"
+    response = await admin_http.post(url, headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.text
+    assert [(await rows.get(model, pk)).status for pk in failed] == ["PENDING", "PENDING"]
+    entries = await audit_entries(db)
+    assert sorted((entry.action, entry.target_id) for entry in entries) == [
+        (action, pk) for pk in failed
+    ]
+
+    # Pressed again: both are PENDING now, and each refusal is named.
+    response = await admin_http.post(url, headers={"X-CSRFToken": token})
+    assert response.status_code == 400
+    assert all(f"#{pk}" in response.text for pk in failed)
+    assert len(await audit_entries(db)) == 2
 
 
 async def test_a_message_sent_again_is_on_record(admin_http, staff, rows, db):

@@ -1,10 +1,11 @@
-"""Staff messages: the outbox (table `notifications`), read-only; a FAILED message can be sent
-again through NotificationService, which queues its delivery once the change commits."""
+"""The two outboxes, read-only: staff messages (table `notifications`) and members' notices
+(table `member_notices`). A FAILED one can be sent again, alone or a selection at once; the
+service queues its delivery once the change commits, and puts it on record."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from starlette.requests import Request
 from starlette_admin import (
@@ -39,7 +40,59 @@ KINDS = {
 }
 
 
-class StaffMessageView(ReadOnlyDeskView):
+class Resender(Protocol):
+    async def send_again(self, row_id: int, /, *, staff_id: int) -> None: ...
+
+
+class OutboxView(ReadOnlyDeskView):
+    """What both outboxes' views share: Send again, for a FAILED row or a selection."""
+
+    noun: ClassVar[str]  # "Message", "Notice"
+
+    def outbox(self) -> Resender:
+        raise NotImplementedError
+
+    async def repr(self, obj: Any, request: Request) -> str:
+        return f"{self.noun} #{obj.id}"
+
+    def _sender(self, request: Request) -> Callable[[int], Awaitable[None]]:
+        """Sends one row again, on record as the signed-in staff member's doing."""
+        outbox, staff_id = self.outbox(), signed_in_staff(request).id
+
+        async def send_again(row_id: int) -> None:
+            await outbox.send_again(row_id, staff_id=staff_id)
+
+        return send_again
+
+    async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
+        if name == "send_again":
+            return bool(obj.status == NoticeStatus.FAILED.value)  # the same word in both
+        return await super().is_row_action_allowed_for_obj(request, name, obj)
+
+    @row_action(
+        name="send_again",
+        text="Send again",
+        icon_class="fa fa-paper-plane",
+        action_btn_class="btn btn-outline-primary",
+    )
+    async def send_again(self, request: Request, pk: Any) -> None:
+        await for_each_row([pk], self._sender(request), done=QUEUED)
+        flash(request, f"{self.noun} #{pk} is queued to be sent again.", "success")
+
+    @action(
+        name="send_again_selected",
+        text="Send the selected failed ones again",
+        icon_class="fa fa-paper-plane",
+    )
+    async def send_again_selected(self, request: Request, selection: ActionSelection) -> None:
+        sent = await for_each_row(await selection.pks(), self._sender(request), done=QUEUED)
+        flash(request, f"{sent} {self.noun.lower()}(s) queued to be sent again.", "success")
+
+
+class StaffMessageView(OutboxView):
+    """Staff messages: what each is about, its status, attempts and last error."""
+
+    noun = "Message"
     key = "messages"
     menu_label = "Staff messages"
     display_name = "Staff message"
@@ -84,47 +137,14 @@ class StaffMessageView(ReadOnlyDeskView):
     def get_search_query(self, request: Request, term: str) -> Any:
         return text_search(term, Notification.text, Notification.last_error)
 
-    async def repr(self, obj: Any, request: Request) -> str:
-        return f"Message #{obj.id}"
-
-    def _sender(self, request: Request) -> Callable[[int], Awaitable[None]]:
-        """Sends one message again, on record as the signed-in staff member's doing."""
-        messages, staff_id = self.desk.messages(), signed_in_staff(request).id
-
-        async def send_again(message_id: int) -> None:
-            await messages.send_again(message_id, staff_id=staff_id)
-
-        return send_again
-
-    async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
-        if name == "send_again":
-            return bool(obj.status == NotificationStatus.FAILED.value)
-        return await super().is_row_action_allowed_for_obj(request, name, obj)
-
-    @row_action(
-        name="send_again",
-        text="Send again",
-        icon_class="fa fa-paper-plane",
-        action_btn_class="btn btn-outline-primary",
-    )
-    async def send_again(self, request: Request, pk: Any) -> None:
-        await for_each_row([pk], self._sender(request), done=QUEUED)
-        flash(request, f"Message #{pk} is queued to be sent again.", "success")
-
-    @action(
-        name="send_again_selected",
-        text="Send the selected failed messages again",
-        icon_class="fa fa-paper-plane",
-    )
-    async def send_again_selected(self, request: Request, selection: ActionSelection) -> None:
-        sent = await for_each_row(await selection.pks(), self._sender(request), done=QUEUED)
-        flash(request, f"{sent} message(s) queued to be sent again.", "success")
+    def outbox(self) -> Resender:
+        return self.desk.messages()
 
 
-class MemberNoticeView(ReadOnlyDeskView):
-    """Member notices (table `member_notices`): their e-mails, read-only; a FAILED one can be
-    sent again (through MemberNoticeService, queued once the change commits)."""
+class MemberNoticeView(OutboxView):
+    """Member notices: each with its e-mail's status, address and last error."""
 
+    noun = "Notice"
     key = "member-notices"
     menu_label = "Member notices"
     display_name = "Member notice"
@@ -169,30 +189,6 @@ class MemberNoticeView(ReadOnlyDeskView):
             term, MemberNotice.to_address, MemberNotice.subject, MemberNotice.last_error
         )
 
-    async def repr(self, obj: Any, request: Request) -> str:
-        return f"Notice #{obj.id}"
-
-    def _sender(self, request: Request) -> Callable[[int], Awaitable[None]]:
-        """Sends one notice again, on record as the signed-in staff member's doing."""
-        services, staff_id = self.desk.services, signed_in_staff(request).id
-        inbox = services.notices(services.unit_of_work())
-
-        async def send_again(notice_id: int) -> None:
-            await inbox.send_again(notice_id, staff_id=staff_id)
-
-        return send_again
-
-    async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
-        if name == "send_again":
-            return bool(obj.status == NoticeStatus.FAILED.value)
-        return await super().is_row_action_allowed_for_obj(request, name, obj)
-
-    @row_action(
-        name="send_again",
-        text="Send again",
-        icon_class="fa fa-paper-plane",
-        action_btn_class="btn btn-outline-primary",
-    )
-    async def send_again(self, request: Request, pk: Any) -> None:
-        await for_each_row([pk], self._sender(request), done=QUEUED)
-        flash(request, f"Notice #{pk} is queued to be sent again.", "success")
+    def outbox(self) -> Resender:
+        services = self.desk.services
+        return services.notices(services.unit_of_work())
