@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -14,12 +14,9 @@ from library_service.core.clock import now
 from library_service.core.db import AnyRow
 from library_service.core.pagination import PageParams, fetch_page
 from library_service.models import MemberNotice, NoticeStatus, table_of
+from library_service.notifications import outbox
 
 PENDING = NoticeStatus.PENDING.value
-
-
-def _unleased() -> ColumnElement[bool]:
-    return or_(MemberNotice.locked_until.is_(None), MemberNotice.locked_until < func.now())
 
 
 class NoticeRepository:
@@ -85,34 +82,12 @@ class NoticeRepository:
 
     async def restart_failed(self, notice_id: int) -> int | None:
         """Give a FAILED notice a fresh start; its member's id, or None unless it was FAILED."""
-        statement = (
-            update(MemberNotice)
-            .where(MemberNotice.id == notice_id, MemberNotice.status == NoticeStatus.FAILED.value)
-            .values(
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=func.now(),
-                locked_until=None,
-                last_error=None,
-            )
-            .returning(MemberNotice.user_id)
-        )
+        statement = outbox.restart_failed(MemberNotice, notice_id, returning=MemberNotice.user_id)
         member_id: int | None = await self.session.scalar(statement)
         return member_id
 
     async def due_for_relay(self, *, limit: int) -> Sequence[int]:
-        statement = (
-            select(MemberNotice.id)
-            .where(
-                MemberNotice.status == PENDING,
-                MemberNotice.next_attempt_at <= func.now(),
-                _unleased(),
-            )
-            .order_by(MemberNotice.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return (await self.session.scalars(statement)).all()
+        return (await self.session.scalars(outbox.due_for_relay(MemberNotice, limit=limit))).all()
 
 
 class NoticeDeliveryRepository:
@@ -127,7 +102,11 @@ class NoticeDeliveryRepository:
     ) -> AnyRow | None:
         statement = (
             update(MemberNotice)
-            .where(MemberNotice.id == notice_id, MemberNotice.status == PENDING, _unleased())
+            .where(
+                MemberNotice.id == notice_id,
+                MemberNotice.status == PENDING,
+                outbox.unleased(MemberNotice),
+            )
             .values(locked_until=func.now() + lease)
             .returning(
                 MemberNotice.id,
@@ -162,24 +141,8 @@ class NoticeDeliveryRepository:
 
     async def schedule_retry(self, notice_id: int, *, delay: timedelta, error: str) -> None:
         await self.connection.execute(
-            update(MemberNotice)
-            .where(MemberNotice.id == notice_id)
-            .values(
-                attempts=MemberNotice.attempts + 1,
-                next_attempt_at=func.now() + delay,
-                locked_until=None,
-                last_error=error,
-            )
+            outbox.schedule_retry(MemberNotice, notice_id, delay=delay, error=error)
         )
 
     async def mark_failed(self, notice_id: int, *, error: str) -> None:
-        await self.connection.execute(
-            update(MemberNotice)
-            .where(MemberNotice.id == notice_id)
-            .values(
-                status=NoticeStatus.FAILED.value,
-                attempts=MemberNotice.attempts + 1,
-                locked_until=None,
-                last_error=error,
-            )
-        )
+        await self.connection.execute(outbox.mark_failed(MemberNotice, notice_id, error=error))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from sqlalchemy import ColumnElement, Interval, bindparam, func, or_, select, update
+from sqlalchemy import Interval, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -13,12 +13,9 @@ from library_service.models import (
     NotificationStatus,
     OverdueReport,
 )
+from library_service.notifications import outbox
 
 PENDING = NotificationStatus.PENDING.value
-
-
-def _unleased() -> ColumnElement[bool]:
-    return or_(Notification.locked_until.is_(None), Notification.locked_until < func.now())
 
 
 # Built once: the worker sends three messages per borrowing cycle and shares the machine with
@@ -29,7 +26,7 @@ _CLAIM = (
     .where(
         Notification.id == bindparam("notification_id"),
         Notification.status == PENDING,
-        _unleased(),
+        outbox.unleased(Notification),
     )
     .values(locked_until=func.now() + bindparam("lease", type_=Interval))
     .returning(
@@ -82,16 +79,10 @@ class DeliveryRepository:
         self, notification_id: int, *, delay: timedelta, error: str, counted: bool
     ) -> None:
         """Send again after `delay`; a pause Telegram asked for is not `counted` as an attempt."""
-        await self.connection.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(
-                attempts=Notification.attempts + (1 if counted else 0),
-                next_attempt_at=func.now() + delay,
-                locked_until=None,
-                last_error=error,
-            )
+        statement = outbox.schedule_retry(
+            Notification, notification_id, delay=delay, error=error, counted=counted
         )
+        await self.connection.execute(statement)
 
     async def retry_after_lease(self, notification_id: int, *, error: str) -> float:
         """A send whose outcome is unknown: keep the lease, so that nobody sends the message
@@ -111,14 +102,7 @@ class DeliveryRepository:
 
     async def mark_failed(self, notification_id: int, *, error: str) -> None:
         await self.connection.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(
-                status=NotificationStatus.FAILED.value,
-                attempts=Notification.attempts + 1,
-                locked_until=None,
-                last_error=error,
-            )
+            outbox.mark_failed(Notification, notification_id, error=error)
         )
 
 
@@ -132,42 +116,13 @@ class NotificationRepository:
         return status
 
     async def restart_failed(self, notification_id: int) -> bool:
-        """Give a FAILED message a fresh start: PENDING, no attempts, due now; False unless
-        it was FAILED (one statement, so two staff members pressing at once restart it once)."""
-        statement = (
-            update(Notification)
-            .where(
-                Notification.id == notification_id,
-                Notification.status == NotificationStatus.FAILED.value,
-            )
-            .values(
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=func.now(),
-                locked_until=None,
-                last_error=None,
-            )
-            .returning(Notification.id)
-        )
+        """Give a FAILED message a fresh start; False unless it was FAILED."""
+        statement = outbox.restart_failed(Notification, notification_id, returning=Notification.id)
         return (await self.session.execute(statement)).first() is not None
 
     async def due_for_relay(self, *, limit: int) -> Sequence[int]:
-        """Pending messages whose delivery job may have been lost (Redis down, worker crash).
-
-        Rows are locked with SKIP LOCKED, so concurrent sweeps share the work.
-        """
-        statement = (
-            select(Notification.id)
-            .where(
-                Notification.status == PENDING,
-                Notification.next_attempt_at <= func.now(),
-                _unleased(),
-            )
-            .order_by(Notification.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return (await self.session.scalars(statement)).all()
+        """Pending messages whose delivery job may have been lost (Redis down, worker crash)."""
+        return (await self.session.scalars(outbox.due_for_relay(Notification, limit=limit))).all()
 
     async def start_overdue_report(self, report_date: date) -> bool:
         """Claim the report of `report_date`; False if it was already written."""
