@@ -150,7 +150,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         logger.info("TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID unset: staff messages go to this log")
     ctx["mailer"] = Mailer(settings)
     if not ctx["mailer"].configured:
-        logger.info("SMTP_HOST unset: member e-mails go to this log")
+        logger.warning("SMTP_HOST unset: member notices stay in the app, none is e-mailed")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from library_service.borrowings.reminders import remind
 from library_service.core.db import UnitOfWork
@@ -337,6 +338,44 @@ async def test_smtp_refusals_down_and_back_up(client, factory, app, db, settings
     await inbox.send_again(notice_of[gone.id], staff_id=staff.id)
     assert await deliver_notices(app, db, settings) == {notice_of[gone.id]: "sent"}
     assert mails_to(mailbox, "gone@example.com")
+
+
+async def test_a_notice_past_the_give_up_age_fails_on_a_temporary_refusal(
+    client, factory, app, db, settings, mailbox
+):
+    staff, member = await factory.staff(), await factory.member(email="busy@example.com")
+    await client.patch(
+        f"/api/users/{member.id}/", json={"is_active": False}, headers=factory.auth(staff)
+    )
+    [notice] = await member_notices(db)
+    hours = settings.NOTIFY_GIVE_UP_HOURS
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            text(f"UPDATE member_notices SET created_at = now() - interval '{hours + 1} hours'")
+        )
+    mailbox.defer.add("busy@example.com")  # 451: would be tried again, but it is too late
+    assert await deliver_notices(app, db, settings) == {notice.id: "failed"}
+    failed = await fetch(db, MemberNotice, notice.id)
+    assert failed.status == "FAILED" and "451" in (failed.last_error or "")
+    assert mails_to(mailbox, "busy@example.com") == []
+
+
+async def test_without_an_smtp_server_a_notice_says_it_was_not_emailed(
+    client, factory, app, db, settings, mailbox
+):
+    member = await factory.member()
+    await client.post("/api/users/password-reset/", json={"email": member.email})
+    [notice] = await member_notices(db)
+    assert notice.secret is not None  # the link's token, sealed until the e-mail is out
+
+    no_smtp = settings.model_copy(update={"SMTP_HOST": ""})
+    assert await deliver_notices(app, db, no_smtp) == {notice.id: "not e-mailed"}
+    skipped = await fetch(db, MemberNotice, notice.id)
+    assert (skipped.status, skipped.last_error) == ("SKIPPED", "not e-mailed: SMTP_HOST is not set")
+    assert skipped.secret is None
+    assert mailbox.messages() == []
+    listed = await client.get("/api/notices/", headers=factory.auth(member))
+    assert [n["email_status"] for n in listed.json()["results"]] == ["SKIPPED"]
 
 
 async def test_the_reminder_rule_in_python_and_sql_agree(factory, db, settings):

@@ -134,10 +134,7 @@ class Mailer:
         return bool(self.settings.SMTP_HOST)
 
     async def send(self, message: Message) -> None:
-        if not self.configured:
-            # No SMTP server (and not the local run, which starts its own): the log it is.
-            logger.info("e-mail to %s: %s", message["To"], message["Subject"])
-            return
+        """Send (callers ask `configured` first: with no SMTP server there is none to ask)."""
         try:
             await self._send(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:

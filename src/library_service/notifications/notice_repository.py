@@ -139,6 +139,19 @@ class NoticeDeliveryRepository:
             )
         )
 
+    async def mark_not_emailed(self, notice_id: int, reason: str) -> None:
+        """SKIPPED, with the reason: no e-mail went out (the notice stays in the app)."""
+        await self.connection.execute(
+            update(MemberNotice)
+            .where(MemberNotice.id == notice_id)
+            .values(
+                status=NoticeStatus.SKIPPED.value,
+                locked_until=None,
+                last_error=reason,
+                secret=None,  # no e-mail will carry the link
+            )
+        )
+
     async def schedule_retry(self, notice_id: int, *, delay: timedelta, error: str) -> None:
         await self.connection.execute(
             outbox.schedule_retry(MemberNotice, notice_id, delay=delay, error=error)

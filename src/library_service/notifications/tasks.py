@@ -147,6 +147,9 @@ async def relay_notifications(ctx: dict[str, Any]) -> int:
 # -- member notices by e-mail -----------------------------------------------------------------
 
 
+NO_SMTP = "not e-mailed: SMTP_HOST is not set"
+
+
 def mail_lease(settings: Settings) -> timedelta:
     """How long a sender holds a notice: twice the longest an SMTP exchange may take."""
     return timedelta(seconds=2 * settings.SMTP_TIMEOUT_SECONDS)
@@ -218,6 +221,12 @@ async def deliver_member_notice(ctx: dict[str, Any], notice_id: int) -> str:
         error = "the link's token cannot be decrypted (SECRET_KEY changed?)"
         await _settle(db, lambda repository: repository.mark_failed(notice_id, error=error))
         return "failed"
+    if not mailer.configured:
+        # No SMTP server (and not the local run, which starts its own): the log has the
+        # e-mail's subject, and the notice says it was not e-mailed, and why.
+        logger.info("notice %s not e-mailed (no SMTP_HOST): %s", notice_id, email.subject)
+        await _settle(db, lambda repository: repository.mark_not_emailed(notice_id, NO_SMTP))
+        return "not e-mailed"
     try:
         await mailer.send(render(email, settings))  # no row lock held, only the lease
     except MailError as exc:
