@@ -11,7 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from library_service.admin.views.activity import ACTION_LABELS, TARGET_VIEWS
 from library_service.core import clock
+from library_service.core.audit import AuditAction, AuditTarget
 from library_service.models import Borrowing, MemberNotice, Notification
 from tests.admin.conftest import STAFF_EMAIL, STAFF_PASSWORD, csrf_token, http_sign_in
 from tests.factories import audit_entries
@@ -165,6 +167,15 @@ async def test_a_member_notice_sent_again_is_on_record(admin_http, staff, rows, 
     )
     assert entry.member_id == member.id  # on the member's page too
     assert entry.changes == {"status": ["FAILED", "PENDING"]}
+    activity = await admin_http.get("/admin/activity/list")
+    assert activity.status_code == 200 and "E-mail sent again" in activity.text
+    member_page = await admin_http.get(f"/admin/members/detail?pk={member.id}")
+    assert member_page.status_code == 200, member_page.text
+
+
+def test_every_audit_action_and_target_has_its_place_in_the_activity_view():
+    assert set(ACTION_LABELS) == set(AuditAction)  # a choice it lacks fails the whole list
+    assert set(TARGET_VIEWS) == {target.value for target in AuditTarget}
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ ACTION_LABELS = {
     AuditAction.PAYMENT_WAIVE: "Waived",
     AuditAction.PAYMENT_RENEW: "New checkout link",
     AuditAction.MESSAGE_SEND_AGAIN: "Message sent again",
+    AuditAction.NOTICE_SEND_AGAIN: "E-mail sent again",
 }
 # The admin list each kind of target is shown in.
 TARGET_VIEWS = {
