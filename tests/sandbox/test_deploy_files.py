@@ -65,16 +65,47 @@ def test_the_worker_is_alive_while_it_beats_and_every_deployment_has_a_budget():
     assert job["command"] == ["library-service", "migrate"]
 
 
-def test_the_config_map_and_secret_make_production_settings():
-    found = resources()
-    environment = found[("ConfigMap", "library-service")]["data"] | {
-        key: value
-        for key, value in found[("Secret", "library-service")]["stringData"].items()
-        if key != "MIGRATION_DATABASE_URL"
+def environment_of(container: dict[str, Any], found: dict[Any, Any]) -> dict[str, str]:
+    """A container's variables as Kubernetes sets them: `envFrom` in order, then `env`."""
+    data = {
+        "configMapRef": lambda name: found[("ConfigMap", name)]["data"],
+        "secretRef": lambda name: found[("Secret", name)]["stringData"],
     }
-    settings = Settings(_env_file=None, **environment)  # type: ignore[arg-type]
-    assert settings.is_production
-    assert settings.DATABASE_POOLER == "pgbouncer"
+    environment: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        [(kind, ref)] = source.items()
+        environment |= data[kind](ref["name"])
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environment[variable["name"]] = variable["value"]
+        else:
+            key = variable["valueFrom"]["secretKeyRef"]
+            environment[variable["name"]] = data["secretRef"](key["name"])[key["key"]]
+    return environment
+
+
+def settings_of(kind: str, name: str) -> Settings:
+    found = resources()
+    [container] = found[(kind, name)]["spec"]["template"]["spec"]["containers"]
+    environment = environment_of(container, found)
+    environment.pop("MIGRATION_DATABASE_URL", None)  # the Secret's, for the Job's env only
+    return Settings(_env_file=None, **environment)  # type: ignore[arg-type]
+
+
+def test_every_process_starts_with_production_settings():
+    """What each container is given makes settings the production checks accept (a missing
+    variable stops the process at start)."""
+    for kind, name in [
+        ("Deployment", "library-api"),
+        ("Deployment", "library-worker"),
+        ("Job", "library-service-migrate"),
+    ]:
+        assert settings_of(kind, name).is_production, name
+    assert settings_of("Deployment", "library-api").DATABASE_POOLER == "pgbouncer"
+    migrate = settings_of("Job", "library-service-migrate")
+    secret = resources()[("Secret", "library-service")]["stringData"]
+    assert secret["MIGRATION_DATABASE_URL"] == migrate.DATABASE_URL  # PostgreSQL itself
+    assert migrate.DATABASE_POOLER == "none"
 
 
 @pytest.fixture
