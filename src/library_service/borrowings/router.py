@@ -43,7 +43,7 @@ async def list_borrowings(
     status_code=status.HTTP_201_CREATED,
     operation_id="borrowings_create",
     dependencies=[Idempotent],
-    responses={**error_responses(400, 401, 404, 409, 413), **IDEMPOTENT_RESPONSES},
+    responses={**error_responses(400, 401, 403, 404, 409, 413), **IDEMPOTENT_RESPONSES},
 )
 async def create_borrowing(
     data: BorrowingCreate, user: CurrentUser, service: BorrowingServiceDep
