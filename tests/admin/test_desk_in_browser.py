@@ -144,9 +144,8 @@ async def test_a_members_page_a_books_page_and_the_activity_view(
 ):
     member = await factory.user(email="ada@example.com", first_name="Ada", last_name="Lovelace")
     other = await factory.user(email="grace@example.com", first_name="Grace", last_name="Hopper")
-    paid = await factory.borrow_ok(
-        client, staff, await factory.book(title="Ulysses"), user=member.id
-    )
+    ulysses = await factory.book(title="Ulysses")
+    paid = await factory.borrow_ok(client, staff, ulysses, user=member.id)
     cash = await client.post(
         f"/api/payments/{the_payment(paid)['id']}/cash/", headers=factory.auth(staff)
     )
@@ -172,7 +171,7 @@ async def test_a_members_page_a_books_page_and_the_activity_view(
     await expect(page.locator("#member-holds")).to_contain_text("WAITING")
     activity = page.locator("#activity tbody tr")
     await expect(activity).to_have_count(2)
-    await expect(activity.first).to_contain_text("payment.cash")
+    await expect(activity.first).to_contain_text("Paid in cash")
 
     await page.goto(f"{admin_url}/books/detail?pk={book.id}")
     await expect(page.locator("#copies-shelf")).to_have_text("0")
@@ -185,6 +184,13 @@ async def test_a_members_page_a_books_page_and_the_activity_view(
     await expect(queue.nth(1)).to_contain_text("Ada Lovelace")
     await expect(queue.nth(2)).to_contain_text("third@example.com")
     await expect(page.locator("#book-loans")).to_contain_text("Ada Lovelace")
+    await expect(page.get_by_text("No staff action yet.")).to_be_visible()
+
+    await page.goto(f"{admin_url}/books/detail?pk={ulysses.id}")  # lent at the desk, paid
+    book_activity = page.locator("#activity tbody tr")
+    await expect(book_activity).to_have_count(2)
+    await expect(book_activity.nth(0)).to_contain_text("Paid in cash")
+    await expect(book_activity.nth(1)).to_contain_text("Lent")
 
     await page.get_by_role("link", name="Activity").first.click()
     await expect(page.locator("tbody tr")).to_have_count(2)

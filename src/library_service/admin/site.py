@@ -26,7 +26,7 @@ from library_service.admin.auth import (
     StaffAuthProvider,
 )
 from library_service.admin.desk import ADMIN_PATH, Desk
-from library_service.admin.views.activity import TARGET_VIEWS, ActivityView
+from library_service.admin.views.activity import ACTION_LABELS, TARGET_VIEWS, ActivityView
 from library_service.admin.views.books import BookView
 from library_service.admin.views.checkout import CheckoutView
 from library_service.admin.views.circulation import BorrowingView, PaymentView, loan_state
@@ -136,6 +136,7 @@ def install_admin(app: FastAPI, settings: Settings) -> None:
     )
     admin.templates.env.globals["timezone"] = settings.timezone
     admin.templates.env.globals["target_views"] = TARGET_VIEWS
+    admin.templates.env.globals["action_labels"] = ACTION_LABELS
     admin.mount_to(app)
     # A list page builds a link per row, relation and row action with url_for("admin:…"),
     # which walks the application's routes in order: behind the API's routers each lookup
