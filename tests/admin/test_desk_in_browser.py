@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from sqlalchemy import select, update
 
 from library_service.core import clock
-from library_service.models import AuditEntry, Borrowing, Hold, Payment
+from library_service.models import AuditEntry, Borrowing, Hold, MemberNotice, Payment
 from tests.factories import the_payment
 
 ALERT = ".alert[role=alert]"  # the flashed message (the modals have alerts of their own)
@@ -58,6 +58,8 @@ async def test_lend_to_a_member_at_the_check_out_page_and_take_cash(
     await page.get_by_role("button", name="Send the payment link").click()
     [_, fee] = await rows.all(select(Payment).order_by(Payment.id))
     await expect(page.locator("#payment-link")).to_have_value(fee.session_url)
+    notices = await rows.all(select(MemberNotice).where(MemberNotice.kind == "payment_link"))
+    assert [notice.user_id for notice in notices] == [member.id]  # e-mailed, and in the app
 
     # Lending it again: refused with the rule's sentence, nothing lent.
     await page.goto(f"{admin_url}/checkout?member_q=%23{member.id}&book_q=Dead+Souls")
