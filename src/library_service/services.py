@@ -46,11 +46,14 @@ class Services:
         write phase runs in its transaction, such as an Idempotency-Key's mark)."""
         return UnitOfWork(self.db, self.queue, before_commit=before_commit)
 
-    def login_throttle(self, prefix: str = "login-failures") -> LoginThrottle:
-        """The login limit (per address, and per email); password reset requests are
-        counted apart, under the same bounds."""
+    def login_throttle(
+        self, queue: ArqRedis | None, prefix: str = "login-failures"
+    ) -> LoginThrottle:
+        """The login limit (per address, and per email), counted in `queue`'s Redis (the
+        request's, as its jobs are); password reset requests are counted apart, under the
+        same bounds."""
         return LoginThrottle(
-            self.queue,
+            queue,
             self.login_counts,
             per_address=self.settings.LOGIN_RATE_LIMIT_PER_ADDRESS,
             per_email=self.settings.LOGIN_RATE_LIMIT,
@@ -62,8 +65,8 @@ class Services:
         return UserService(
             uow,
             settings=self.settings,
-            throttle=self.login_throttle(),
-            reset_throttle=self.login_throttle(prefix="password-resets"),
+            throttle=self.login_throttle(uow.queue),
+            reset_throttle=self.login_throttle(uow.queue, prefix="password-resets"),
         )
 
     def notices(self, uow: UnitOfWork) -> MemberInbox:

@@ -31,14 +31,27 @@ async def limited(app, settings, monkeypatch):
 
 
 @asynccontextmanager
-async def redis_unreachable(app) -> AsyncIterator[None]:
-    """Every call to Redis fails, as when it is down or too busy to answer in time."""
-    usual, app.state.queue = app.state.queue, connect_queue("redis://127.0.0.1:1/0")
+async def redis_unreachable(app, *, hanging: bool = False) -> AsyncIterator[None]:
+    """Every call to Redis fails: refused, as when it is down, or (`hanging`) never
+    answered, as when a Redis too busy to answer still takes connections."""
+    port = 1
+    if hanging:
+
+        async def never_answer(reader: asyncio.StreamReader, _: asyncio.StreamWriter) -> None:
+            while await reader.read(4096):
+                pass
+
+        server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+    stand_in = connect_queue(f"redis://127.0.0.1:{port}/0")  # the API's own client
+    usual, app.state.queue = app.state.queue, stand_in
     try:
         yield
     finally:
-        await app.state.queue.aclose()
         app.state.queue = usual
+        await stand_in.aclose()
+        if hanging:
+            server.close()
 
 
 @pytest.fixture
@@ -156,9 +169,11 @@ async def test_the_address_limit_is_its_own_higher_setting(
     assert len(password_checks) == 5
 
 
-@pytest.mark.parametrize("tries_before", [0, 3])
+@pytest.mark.parametrize(
+    ("tries_before", "hanging"), [(0, False), (3, False), (3, True)], ids=["0", "3", "3-hanging"]
+)
 async def test_with_redis_unreachable_each_process_still_holds_the_limit(
-    app, factory, limited, from_address, password_checks, tries_before
+    app, factory, limited, from_address, password_checks, tries_before, hanging
 ):
     """Redis down, or timing out in the middle of a burst: the tries this process already
     counted and the burst's own stay within the limit, never unlimited."""
@@ -166,15 +181,20 @@ async def test_with_redis_unreachable_each_process_still_holds_the_limit(
     async with from_address("10.7.0.1") as guesser:
         for _ in range(tries_before):  # counted in Redis, and by the process
             assert (await login(guesser, member.email, "wrong")).status_code == 401
-        async with redis_unreachable(app):
+        async with redis_unreachable(app, hanging=hanging):
+            started = time.monotonic()
             answers = await asyncio.gather(
                 *[login(guesser, member.email, f"guess-{n}") for n in range(40)]
             )
+            took = time.monotonic() - started
     assert Counter(r.status_code for r in answers) == {
         401: LIMIT - tries_before,
         429: 40 - LIMIT + tries_before,
     }
     assert len(password_checks) == LIMIT
+    # Not one after the other: each waited for Redis at most REDIS_WAIT_SECONDS (1 s), where
+    # the client's 2 s timeouts, one connection set up at a time, took 80 s for the burst.
+    assert took < 15, took
     refused = next(r for r in answers if r.status_code == 429)
     assert refused.json()["code"] == "rate_limited"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60

@@ -17,11 +17,15 @@ of concurrent guesses cannot exceed the limit; a successful login gives its try 
 
 Each process keeps the same counts in memory (`LocalLoginCounts`). They decide only when
 Redis cannot answer: then the limit holds per process instead of across processes, so an
-outage neither locks everyone out nor lets guesses through unlimited.
+outage neither locks everyone out nor lets guesses through unlimited. A Redis that takes
+connections and never answers is waited for `REDIS_WAIT_SECONDS` at most: the client sets
+up its connections one at a time, so without a bound of their own a burst of logins would
+queue behind each other's timeouts (40 of them, over a minute).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -35,6 +39,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
+
+REDIS_WAIT_SECONDS = 1.0
 
 # KEYS: address failures, email failures, email failures by address (a hash).
 # ARGV: per-address limit, per-email limit, window seconds, address. Returns 0, or the
@@ -178,7 +184,8 @@ class LoginThrottle:
         if self.redis is not None:
             try:
                 reserve = self.redis.register_script(_RESERVE)
-                retry_after = int(await reserve(keys, [*self.limits, self.window, address]))
+                async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                    retry_after = int(await reserve(keys, [*self.limits, self.window, address]))
             except Exception as exc:  # Redis cannot answer: this process's count decides
                 logger.warning("login throttle: Redis unavailable, counting per process: %r", exc)
         if retry_after is None:
@@ -198,6 +205,7 @@ class LoginThrottle:
         if not attempt.in_redis or self.redis is None:
             return
         try:
-            await self.redis.register_script(_RELEASE)(attempt.keys, [attempt.address])
+            async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                await self.redis.register_script(_RELEASE)(attempt.keys, [attempt.address])
         except Exception as exc:
             logger.warning("login throttle unavailable: %r", exc)
