@@ -41,6 +41,39 @@ async def test_each_staff_change_is_recorded_with_before_and_after(client, facto
     assert {e.actor_id for e in entries} == {staff.id}
 
 
+async def test_every_other_change_to_members_and_books_is_recorded(client, factory, db):
+    """Access given and taken, names, a book deleted: each its own action, with its fields."""
+    staff = await factory.staff()
+    headers = factory.auth(staff)
+    member = await factory.member(first_name="Ada")
+    for change in (
+        {"is_active": False},
+        {"is_active": True},
+        {"is_staff": True},
+        {"is_staff": False},
+        {"first_name": "Augusta"},
+        {"first_name": "Augusta"},  # nothing changed: no row
+    ):
+        response = await client.patch(f"/api/users/{member.id}/", json=change, headers=headers)
+        assert response.status_code == 200, response.text
+    book = (await client.post("/api/books/", json=BOOK_FIELDS, headers=headers)).json()
+    deleted = await client.delete(f"/api/books/{book['id']}/", headers=headers)
+    assert deleted.status_code == 204, deleted.text
+
+    entries = await audit_entries(db)
+    assert [(e.action, e.target_id, e.changes) for e in entries if e.target_type == "member"] == [
+        ("member.deactivate", member.id, {"is_active": [True, False]}),
+        ("member.activate", member.id, {"is_active": [False, True]}),
+        ("member.grant_staff", member.id, {"is_staff": [False, True]}),
+        ("member.revoke_staff", member.id, {"is_staff": [True, False]}),
+        ("member.update", member.id, {"first_name": ["Ada", "Augusta"]}),
+    ]
+    [removed] = [e for e in entries if e.action == "book.delete"]
+    assert (removed.target_id, removed.book_id) == (book["id"], book["id"])
+    assert removed.changes["title"] == ["Emma", None]  # what the book was, for the record
+    assert {e.actor_id for e in entries} == {staff.id}
+
+
 async def test_a_refused_change_leaves_no_row(client, factory, db):
     staff = await factory.staff()
     response = await client.patch(
