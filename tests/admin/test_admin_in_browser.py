@@ -188,9 +188,15 @@ async def test_return_an_overdue_borrowing_and_see_its_fine_with_a_checkout_link
     book = await factory.book(title="Dead Souls", daily_fee=Decimal("1.50"), inventory=2)
     await rows.borrowing(member, book, days_ago=12, due_days_ago=4)
     await rows.borrowing(member, await factory.book(title="Emma"), days_ago=2, due_days_ago=-5)
+    await rows.borrowing(member, await factory.book(title="Walden"), days_ago=7, due_days_ago=0)
 
     page = await signed_in()
-    await page.goto(f"{admin_url}/borrowings/list")
+    await page.goto(f"{admin_url}/")  # the Desk: one loan due back today, which its tile lists
+    await expect(page.locator("#due-today .h1")).to_have_text("1")
+    await page.locator("#due-today").click()
+    due_today = page.locator("tbody tr")
+    await expect(due_today).to_have_count(1)
+    await expect(due_today.first).to_contain_text("Walden")
     await page.get_by_role("link", name="Overdue").click()
     overdue = page.locator("tbody tr")
     await expect(overdue).to_have_count(1)

@@ -70,15 +70,18 @@ def loan_state(borrowing: Any, today: date) -> LoanState:
 
 
 class LoanStateFilter(EqualFilter):
-    """?filter=state__eq=OVERDUE: on loan, overdue (due before today) or returned."""
+    """?filter=state__eq=OVERDUE: on loan, due today, overdue (due before today) or returned."""
 
     def apply(self, ctx: FilterApplyContext) -> Any:
         returned = Borrowing.actual_return_date.is_not(None)
         if ctx.value == "RETURNED":
             return returned
         view: BorrowingView = ctx.view  # type: ignore[assignment]
+        today = clock.today(view.desk.settings.timezone)
         if ctx.value == "OVERDUE":
-            return loan_rules.overdue_clause(today=clock.today(view.desk.settings.timezone))
+            return loan_rules.overdue_clause(today=today)
+        if ctx.value == "DUE_TODAY":
+            return loan_rules.due_on_clause(day=today)
         return ~returned  # ACTIVE: every loan not yet returned, overdue ones included
 
 
@@ -115,6 +118,7 @@ class BorrowingView(ReadOnlyDeskView):
     quick_filters = [
         ("All", ""),
         ("On loan", "state__eq=ACTIVE"),
+        ("Due today", "state__eq=DUE_TODAY"),
         ("Overdue", "state__eq=OVERDUE"),
         ("Returned", "state__eq=RETURNED"),
     ]
@@ -132,7 +136,12 @@ class BorrowingView(ReadOnlyDeskView):
             LoanStateField(
                 "state",
                 label="State",
-                choices=[("ACTIVE", "On loan"), ("OVERDUE", "Overdue"), ("RETURNED", "Returned")],
+                choices=[
+                    ("ACTIVE", "On loan"),
+                    ("DUE_TODAY", "Due today"),  # a filter only: such a loan shows as on loan
+                    ("OVERDUE", "Overdue"),
+                    ("RETURNED", "Returned"),
+                ],
                 filters=[LoanStateFilter],
                 read_only=True,
                 orderable=False,
