@@ -293,6 +293,13 @@ async def test_a_member_opts_out_of_reminder_emails(client, factory):
         "/api/users/me/", json={"email_reminders": None}, headers=factory.auth(member)
     )
     assert refused.status_code == 422
+    # A full update (PUT) that leaves the choice out keeps it, as it keeps the password.
+    profile = {"email": member.email, "first_name": "Ada", "last_name": "Lovelace"}
+    kept = await client.put("/api/users/me/", json=profile, headers=factory.auth(member))
+    assert kept.status_code == 200 and kept.json()["email_reminders"] is False
+    back = profile | {"email_reminders": True}
+    again = await client.put("/api/users/me/", json=back, headers=factory.auth(member))
+    assert again.status_code == 200 and again.json()["email_reminders"] is True
 
 
 async def test_smtp_refusals_down_and_back_up(client, factory, app, db, settings, mailbox):

@@ -93,7 +93,8 @@ class UserCreate(InputModel):
 
 
 class UserUpdate(InputModel):
-    """Full update (PUT): email and names; the password only when given."""
+    """Full update (PUT): email and names; the password and `email_reminders` only when
+    given (a form that leaves the choice out does not sign an opted-out member up again)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -111,7 +112,7 @@ class UserUpdate(InputModel):
     first_name: Name = ""
     last_name: Name = ""
     password: Password | None = None
-    email_reminders: JsonBool = True
+    email_reminders: JsonBool | None = None
 
 
 class UserPatch(PatchModel):

@@ -251,7 +251,9 @@ class UserService:
         new_hash = None
         if data.password is not None:
             new_hash = await hash_password(data.password, self.settings)
-        changes = data.model_dump(exclude_unset=isinstance(data, UserPatch), exclude={"password"})
+        changes = data.model_dump(
+            exclude_unset=isinstance(data, UserPatch), exclude_none=True, exclude={"password"}
+        )
         try:
             async with self.uow.write() as session:
                 users = UserRepository(session)
