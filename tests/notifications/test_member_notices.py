@@ -125,6 +125,11 @@ async def test_a_hold_expired_and_one_cancelled_by_withdrawal_are_told(
         cancelled.subject,
     ]
     assert "withdrawn" in mails_to(mailbox, waiting.email)[1].text
+    # And in each member's app, newest first.
+    assert [n["kind"] for n in await inbox(client, factory, late)] == ["hold_expired"]
+    listed = await inbox(client, factory, waiting)
+    assert [n["kind"] for n in listed] == ["hold_cancelled", "hold_ready"]
+    assert {n["email_status"] for n in listed} == {"SENT"}
 
 
 async def test_reminders_due_soon_today_and_overdue_are_sent_once_per_day(
@@ -201,6 +206,11 @@ async def test_a_fine_an_extension_and_a_receipt_carry_their_payment_links(
     assert (await browser.get(fine_link)).status_code == 200  # Stripe's page opens
     assert link_in(mails[extension.subject]) == new_fee["session_url"]
     assert "Receipt" in mails[receipt.subject].message["Subject"]
+    # And in the member's app, newest first, each with the link its e-mail has.
+    listed = await inbox(client, factory, member)
+    assert [n["kind"] for n in listed] == ["fine", "extension", "receipt"]
+    assert listed[0]["link"] == fine_link
+    assert listed[1]["link"] == new_fee["session_url"]
 
 
 async def test_account_notices_welcome_password_changed_deactivated_reactivated(
