@@ -81,6 +81,14 @@ async def test_staff_demoted_meanwhile_lose_the_admin_at_their_next_request(
 # --- books ---------------------------------------------------------------------------------
 
 
+# The page, its tables and their cells that are wider than their box (they scroll sideways).
+OVERFLOWING = """
+[document.documentElement, ...document.querySelectorAll("table, table *, .table-responsive")]
+  .filter((e) => e.scrollWidth > e.clientWidth + 1)
+  .map((e) => e.tagName + "." + e.className)
+"""
+
+
 async def test_create_search_and_edit_a_book(signed_in, admin_url, rows):
     page = await signed_in()
     await page.goto(f"{admin_url}/books/list")
@@ -111,6 +119,10 @@ async def test_create_search_and_edit_a_book(signed_in, admin_url, rows):
     await page.get_by_placeholder("Search").fill("978-0-14-118014")
     await page.get_by_placeholder("Search").press("Enter")
     await expect(page.locator("tbody tr")).to_have_count(1)
+    # The list fits a 1280 px window (Playwright's default) without scrolling sideways.
+    assert page.viewport_size == {"width": 1280, "height": 720}
+    overflowing = await page.evaluate(OVERFLOWING)
+    assert overflowing == []
     await page.goto(f"{admin_url}/books/edit?pk={book.id}")
     await page.get_by_label("Daily fee (USD)").fill("0")
     await page.get_by_role("button", name="Save", exact=True).click()
