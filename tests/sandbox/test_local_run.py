@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import socket
 from contextlib import ExitStack
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlencode
 
+import aiosmtplib
 import httpx
 import pytest
 from sqlalchemy import func, select, update
@@ -85,6 +87,40 @@ def test_a_taken_port_is_reported_with_the_setting_to_change(local_sandbox):
 
 def test_the_sandbox_port_defaults_to_a_fixed_one():
     assert Settings(_env_file=None).SANDBOX_STRIPE_PORT == 8010  # type: ignore[call-arg]
+
+
+# -- the local mailbox of `make run` --------------------------------------------------------------
+
+
+async def test_the_local_run_catches_mail_keeps_it_and_shows_it(settings, tmp_path, monkeypatch):
+    """With no SMTP_HOST, `make run` starts a real SMTP server whose e-mails land in its
+    folder and on its page, which the banner links."""
+    monkeypatch.setattr(local, "MAILBOX_DIR", tmp_path)
+    for name in ("SMTP_HOST", "SMTP_PORT", "SMTP_STARTTLS"):
+        monkeypatch.setenv(name, "")
+    for name in ("SANDBOX_SMTP_PORT", "SANDBOX_MAILBOX_PORT"):
+        monkeypatch.setenv(name, "0")
+    run_settings = settings.model_copy(
+        update={"SMTP_HOST": "", "SANDBOX_SMTP_PORT": 0, "SANDBOX_MAILBOX_PORT": 0}
+    )
+    try:
+        with ExitStack() as stack:
+            started = local.start_mailbox(stack, run_settings)
+            message = EmailMessage()
+            message["From"], message["To"] = "desk@example.com", "reader@example.com"
+            message["Subject"] = "Your hold is ready"
+            message.set_content("«Emma» is put aside for you.")
+            await aiosmtplib.send(
+                message, hostname=started.SMTP_HOST, port=int(started.SMTP_PORT), start_tls=False
+            )
+            [kept] = list(tmp_path.glob("*.eml"))
+            assert "Your hold is ready" in kept.read_text()
+            page = f"http://127.0.0.1:{started.SANDBOX_MAILBOX_PORT}/"
+            async with httpx.AsyncClient() as http:
+                assert "Your hold is ready" in (await http.get(page)).text
+            assert local._describe_mail(started) == f"local mailbox: {page}"
+    finally:
+        get_settings.cache_clear()
 
 
 # -- demo data and the banner --------------------------------------------------------------------
