@@ -276,6 +276,7 @@ class Stack:
     sandbox: SandboxStripe
     stripe_gate: StripeGate
     bouncer: PgBouncer | None
+    api_environment: dict[str, str]  # what each API process is started with
 
     @property
     def url(self) -> str:
@@ -393,6 +394,7 @@ def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Sta
         sandbox=sandbox,
         stripe_gate=gate,
         bouncer=bouncer,
+        api_environment=api_environment,
     )
     try:
         for port in api_ports:

@@ -11,8 +11,9 @@ from collections import Counter
 import httpx
 import pytest
 
+from library_service.dev.embedded import free_port
 from library_service.worker import JOB_COMPLETION_WAIT_SECONDS
-from tests.scaleout.conftest import DRAIN_SECONDS, Stack
+from tests.scaleout.conftest import COMMAND, DRAIN_SECONDS, Process, Stack
 from tests.scaleout.test_many_processes import (
     Load,
     all_sent,
@@ -111,3 +112,43 @@ async def test_a_pgbouncer_restart_answers_503_never_500(stack: Stack, factory):
     assert 500 not in statuses
     assert statuses[503] >= 10
     assert set(codes) == {"database_unavailable"}
+
+
+async def test_an_api_of_two_worker_processes_drains_in_both(stack: Stack):
+    """How compose and Kubernetes run the API (`--workers 2`): uvicorn's parent passes
+    SIGTERM on to both worker processes (within half a second: it reads signals twice a
+    second), each keeps serving through the drain with `/ready` at 503 and connections
+    closed after each answer, and the whole exits cleanly."""
+    port = free_port()
+    argv = [COMMAND, "run", "--host=127.0.0.1", f"--port={port}", "--no-worker", "--workers=2"]
+    api = Process("api-two-workers", argv, stack.api_environment)
+
+    def log() -> str:
+        return api.log.read_text(errors="replace")
+
+    async def both_started() -> bool:
+        return log().count("Application startup complete") == 2
+
+    try:
+        await eventually(both_started, within=60, what="both worker processes started")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            assert (await http.get("/ready")).status_code == 200
+            api.signal(signal.SIGTERM)
+
+            async def draining() -> bool:
+                return (await http.get("/ready")).status_code == 503
+
+            await eventually(draining, within=5, what="the drain started")
+            answers, started = [], time.monotonic()
+            while time.monotonic() - started < DRAIN_SECONDS * 0.6:
+                # A new connection each time: the kernel spreads them over both workers.
+                answers.append(await http.get("/ready", headers={"Connection": "close"}))
+                answers.append(await http.get("/api/books/", headers={"Connection": "close"}))
+        assert len(answers) >= 10
+        assert {a.status_code for a in answers[0::2]} == {503}  # no new traffic, please
+        assert {a.status_code for a in answers[1::2]} == {200}  # yet every request served
+        assert {a.headers["connection"] for a in answers} == {"close"}
+        assert api.wait(timeout=30) == 0
+        assert log().count("SIGTERM: /ready answers 503") == 2  # each worker process drained
+    finally:
+        api.stop()
