@@ -54,8 +54,8 @@ async def emptying_script(connection: Any, *, restart_sequences: bool = True) ->
     try:
         order = _children_first(tables, await connection.fetch(FOREIGN_KEYS))
     except CycleError:
-        restart = " RESTART IDENTITY" if restart_sequences else ""
-        return f"TRUNCATE {', '.join(tables)}{restart} CASCADE"
+        identity = " RESTART IDENTITY" if restart_sequences else ""
+        return f"TRUNCATE {', '.join(tables)}{identity} CASCADE"
     guarded = {row[0] for row in await connection.fetch(GUARDED)}
     deletes = [_empty(table, guarded=table in guarded) for table in order]
     return "\n".join([*deletes, restart if sequences else "", ""])
