@@ -294,3 +294,17 @@ def test_after_an_unexpected_error_the_connection_serves_the_next_request(settin
         connection.close()
     finally:
         stop()
+
+
+@pytest.mark.parametrize("path", ["/api/audit/", "/api/payments/totals/"])
+@pytest.mark.parametrize(
+    "dates",
+    [
+        {"until": "9999-12-31"},  # no day after it
+        {"since": "9999-12-31", "until": "9999-12-31"},
+        {"since": "0001-01-01", "until": "0001-01-01"},  # its start is before UTC's year 1 east
+    ],
+)
+async def test_reports_take_the_calendars_first_and_last_days(client, factory, path, dates):
+    response = await client.get(path, params=dates, headers=factory.auth(await factory.staff()))
+    assert response.status_code == 200, response.text

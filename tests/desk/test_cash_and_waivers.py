@@ -5,7 +5,10 @@ changes nothing."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from decimal import Decimal
 
+from library_service.core import clock
 from library_service.models import Borrowing, Payment, User
 from library_service.payments import tasks
 from library_service.users.schemas import AuthUser
@@ -20,6 +23,7 @@ from tests.factories import (
     member_notices,
     open_sessions,
     paid_notifications,
+    pay,
     post_event,
     snapshot,
     task_ctx,
@@ -359,3 +363,54 @@ async def test_the_desk_e_mails_the_payment_link(app, db, settings, staff, payme
     await deliver_notices(app, db, settings)
     [mail] = [m for m in mailbox.messages() if m.message["Subject"] == notice.subject]
     assert payment["session_url"] in mail.message.get_body(("plain",)).get_content()
+
+
+# -- what was collected, and what was waived, apart ------------------------------------------
+
+
+async def test_totals_report_card_and_cash_collected_apart_from_what_was_waived(
+    client, browser, factory, settings, staff
+):
+    fees = [the_payment((await factory.borrowed(client))[1]) for _ in range(4)]
+    assert (await pay(client, browser, fees[0]["session_url"])).status_code == 200
+    assert (await take_cash(client, factory, staff, fees[1]["id"])).status_code == 200
+    assert (await waive(client, factory, staff, fees[2]["id"])).status_code == 200
+    # fees[3] stays unpaid: in no total.
+    card, cash, waived = (Decimal(fee["money_to_pay"]) for fee in fees[:3])
+
+    today = clock.today(settings.timezone)
+    response = await client.get("/api/payments/totals/", headers=factory.auth(staff))
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "since": str(today),
+        "until": str(today),
+        "card": {"count": 1, "amount": str(card)},
+        "cash": {"count": 1, "amount": str(cash)},
+        "collected": {"count": 2, "amount": str(card + cash)},
+        "waived": {"count": 1, "amount": str(waived)},
+    }
+    week = {"since": str(today - timedelta(days=6)), "until": str(today)}
+    over_a_week = await client.get(
+        "/api/payments/totals/", params=week, headers=factory.auth(staff)
+    )
+    assert over_a_week.json() | week == response.json() | week
+
+    yesterday = str(today - timedelta(days=1))
+    before = await client.get(
+        "/api/payments/totals/", params={"until": yesterday}, headers=factory.auth(staff)
+    )
+    assert before.json()["since"] == before.json()["until"] == yesterday
+    nothing = {"count": 0, "amount": "0.00"}
+    assert [before.json()[k] for k in ("card", "cash", "collected", "waived")] == [nothing] * 4
+
+
+async def test_totals_are_for_staff_over_a_valid_range(client, factory, staff):
+    member = await factory.member()
+    refused = await client.get("/api/payments/totals/", headers=factory.auth(member))
+    assert_error(refused, 403, "permission_denied")
+    backwards = {"since": "2026-12-02", "until": "2026-12-01"}
+    assert_error(
+        await client.get("/api/payments/totals/", params=backwards, headers=factory.auth(staff)),
+        400,
+        "invalid_date_range",
+    )

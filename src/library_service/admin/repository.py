@@ -12,10 +12,8 @@ from sqlalchemy import ColumnElement, Label, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.borrowings import rules as loan_rules
-from library_service.core.audit import AuditAction
 from library_service.core.money import to_cents
 from library_service.models import (
-    AuditEntry,
     Book,
     Borrowing,
     Hold,
@@ -28,6 +26,7 @@ from library_service.models import (
     User,
 )
 from library_service.payments import rules as payment_rules
+from library_service.payments.repository import count_and_sum
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +88,6 @@ def _member_name() -> Label[str]:
     return func.coalesce(name + " <" + User.email + ">", User.email).label("member")
 
 
-def _count_and_sum(
-    label: str, *conditions: ColumnElement[bool]
-) -> tuple[Label[int], Label[Decimal]]:
-    """How many payments match, and their amount."""
-    count = select(func.count()).select_from(Payment).where(*conditions).scalar_subquery()
-    amount = (
-        select(func.coalesce(func.sum(Payment.money_to_pay), 0))
-        .where(*conditions)
-        .scalar_subquery()
-    )
-    return count.label(label), amount.label(f"{label}_amount")
-
-
 def _loans(label: str, condition: ColumnElement[bool]) -> Label[int]:
     return (
         select(func.count()).select_from(Borrowing).where(condition).scalar_subquery().label(label)
@@ -123,22 +109,14 @@ class DeskRepository:
             .where(Hold.status == HoldStatus.READY.value)
             .scalar_subquery()
             .label("ready_holds"),
-            *_count_and_sum("unpaid_fees", unpaid, Payment.type == PaymentType.PAYMENT.value),
-            *_count_and_sum("unpaid_fines", unpaid, Payment.type == PaymentType.FINE.value),
-            *_count_and_sum(
+            *count_and_sum("unpaid_fees", unpaid, Payment.type == PaymentType.PAYMENT.value),
+            *count_and_sum("unpaid_fines", unpaid, Payment.type == PaymentType.FINE.value),
+            *count_and_sum(
                 "cash_today",
-                Payment.method == PaymentMethod.CASH.value,
-                Payment.paid_at >= day_began,
+                payment_rules.collected_clause(PaymentMethod.CASH, since=day_began, before=None),
             ),
-            *_count_and_sum(
-                "waived_today",
-                Payment.method == PaymentMethod.WAIVED.value,
-                Payment.id.in_(
-                    select(AuditEntry.target_id).where(
-                        AuditEntry.action == AuditAction.PAYMENT_WAIVE.value,
-                        AuditEntry.created_at >= day_began,
-                    )
-                ),
+            *count_and_sum(
+                "waived_today", payment_rules.waived_clause(since=day_began, before=None)
             ),
             select(func.count())
             .where(Notification.status == NotificationStatus.FAILED.value)
@@ -168,8 +146,8 @@ class DeskRepository:
             Payment.borrowing_id.in_(select(Borrowing.id).where(Borrowing.user_id == user_id)),
         )
         statement = select(
-            *_count_and_sum("fees", mine, Payment.type == PaymentType.PAYMENT.value),
-            *_count_and_sum("fines", mine, Payment.type == PaymentType.FINE.value),
+            *count_and_sum("fees", mine, Payment.type == PaymentType.PAYMENT.value),
+            *count_and_sum("fines", mine, Payment.type == PaymentType.FINE.value),
         )
         row = (await self.session.execute(statement)).one()
         return Owed(

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 
-from library_service.audit.errors import InvalidDateRangeError
 from library_service.audit.repository import AuditRepository, AuditRow
 from library_service.audit.schemas import AuditFilters
 from library_service.core import clock
@@ -22,12 +20,6 @@ class AuditService:
     async def list_entries(
         self, filters: AuditFilters, page: PageParams
     ) -> tuple[Sequence[AuditRow], int]:
-        if filters.since and filters.until and filters.since > filters.until:
-            raise InvalidDateRangeError
-        zone = self.settings.timezone
-        since = clock.start_of(filters.since, zone) if filters.since else None
-        before = None
-        if filters.until is not None:
-            before = clock.start_of(filters.until + timedelta(days=1), zone)
+        since, before = clock.library_days(filters.since, filters.until, self.settings.timezone)
         async with self.uow.read() as session:
             return await AuditRepository(session).list(filters, page, since=since, before=before)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from library_service.core.errors import InvalidDateRangeError
 
 _frozen_at: datetime | None = None
 
@@ -26,6 +28,22 @@ def today(tz: tzinfo) -> date:
 def start_of(day: date, tz: tzinfo) -> datetime:
     """The instant the library day `day` begins."""
     return datetime.combine(day, time(), tz)
+
+
+def library_days(
+    since: date | None, until: date | None, tz: tzinfo
+) -> tuple[datetime | None, datetime | None]:
+    """The instants a report's library days `since` to `until` (both included; either may
+    be open) run between: from the first's start to the start of the day after the last.
+    InvalidDateRangeError if `since` comes after `until`. The calendar's first and last
+    days leave that end open (there is no day after 9999-12-31)."""
+    if since is not None and until is not None and since > until:
+        raise InvalidDateRangeError
+    start = start_of(since, tz) if since is not None and since > date.min else None
+    end = (
+        start_of(until + timedelta(days=1), tz) if until is not None and until < date.max else None
+    )
+    return start, end
 
 
 @contextmanager

@@ -183,3 +183,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(OSError, _database_unavailable)
+
+
+class InvalidDateRangeError(AppError):
+    """A report's `since` after its `until` (the audit record, payment totals)."""
+
+    code = "invalid_date_range"
+    message = "`since` must be on or before `until`."

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, Label, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.core.db import AnyRow
 from library_service.core.pagination import PageParams, fetch_page
 from library_service.models import (
     Book,
@@ -89,9 +90,33 @@ _MARK_PAID = (
 )
 
 
+def count_and_sum(
+    label: str, *conditions: ColumnElement[bool]
+) -> tuple[Label[int], Label[Decimal]]:
+    """How many payments match, and their amount: two columns `label` and `label_amount`."""
+    count = select(func.count()).select_from(Payment).where(*conditions).scalar_subquery()
+    amount = (
+        select(func.coalesce(func.sum(Payment.money_to_pay), 0))
+        .where(*conditions)
+        .scalar_subquery()
+    )
+    return count.label(label), amount.label(f"{label}_amount")
+
+
 class PaymentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def totals(self, *, since: datetime | None, before: datetime | None) -> AnyRow:
+        """Collected by card, collected in cash and waived from `since` to `before` (one
+        statement): columns card, cash, waived and each one's `_amount`."""
+        window = {"since": since, "before": before}
+        statement = select(
+            *count_and_sum("card", rules.collected_clause(PaymentMethod.CARD, **window)),
+            *count_and_sum("cash", rules.collected_clause(PaymentMethod.CASH, **window)),
+            *count_and_sum("waived", rules.waived_clause(**window)),
+        )
+        return (await self.session.execute(statement)).one()
 
     async def reserve_id(self) -> int:
         """A payment id taken before the row exists: Stripe's metadata needs it first."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
@@ -13,6 +14,7 @@ from library_service.payments.schemas import (
     PaymentFilters,
     PaymentOutcome,
     PaymentRead,
+    PaymentTotals,
     WaiverCreate,
     WebhookReceipt,
 )
@@ -44,6 +46,19 @@ async def list_payments(
     filters = PaymentFilters(user_id=user_id, status=status, type=type)
     payments, count = await service.list_payments(user, filters, page)
     return make_page(request, page, count, [PaymentRead.model_validate(p) for p in payments])
+
+
+@router.get("/totals/", operation_id="payments_totals", responses=error_responses(400, 401, 403))
+async def payment_totals(
+    _: StaffUser,
+    service: PaymentServiceDep,
+    since: Annotated[date | None, Query(description="From this library date on.")] = None,
+    until: Annotated[date | None, Query(description="Up to this library date, included.")] = None,
+) -> PaymentTotals:
+    """What was collected, by card and in cash, and what was waived, apart (staff), over
+    library days: `until` is today unless given, `since` is `until` unless given (so by
+    default, today). A payment counts on the day it was paid, a waiver on its day."""
+    return await service.totals(since, until)
 
 
 # For a browser (Accept: text/html) the redirects answer a page, or with FRONTEND_URL a 303

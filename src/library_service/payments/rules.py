@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, or_, select
 
-from library_service.models import Payment, PaymentStatus, PaymentType
+from library_service.core.audit import AuditAction
+from library_service.models import AuditEntry, Payment, PaymentMethod, PaymentStatus, PaymentType
 from library_service.payments.errors import (
     InvalidWaiverReasonError,
     PaymentAlreadyPaidError,
@@ -72,6 +73,31 @@ def is_unpaid(payment: PaymentFacts) -> bool:
 
 def unpaid_clause() -> ColumnElement[bool]:
     return Payment.status.in_(UNPAID_STATUSES)
+
+
+def collected_clause(
+    method: PaymentMethod, *, since: datetime | None, before: datetime | None
+) -> ColumnElement[bool]:
+    """PAID by `method` (card or cash) from `since` to `before` (half-open; None: open)."""
+    conditions = [Payment.status == PaymentStatus.PAID.value, Payment.method == method.value]
+    if since is not None:
+        conditions.append(Payment.paid_at >= since)
+    if before is not None:
+        conditions.append(Payment.paid_at < before)
+    return and_(*conditions)
+
+
+def waived_clause(*, since: datetime | None, before: datetime | None) -> ColumnElement[bool]:
+    """WAIVED from `since` to `before`: a waiver's time is its row in the audit log (nothing
+    was paid, so the payment has no `paid_at`)."""
+    waivers = select(AuditEntry.target_id).where(
+        AuditEntry.action == AuditAction.PAYMENT_WAIVE.value
+    )
+    if since is not None:
+        waivers = waivers.where(AuditEntry.created_at >= since)
+    if before is not None:
+        waivers = waivers.where(AuditEntry.created_at < before)
+    return and_(Payment.status == PaymentStatus.WAIVED.value, Payment.id.in_(waivers))
 
 
 def check_still_owed(payment: PaymentFacts) -> None:

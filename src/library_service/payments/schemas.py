@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,37 @@ class PaymentRead(BaseModel):
     recorded_by: int | None = Field(
         description="The member of staff who took the cash or waived it."
     )
+
+
+class Tally(BaseModel):
+    count: int
+    amount: Money
+
+
+class PaymentTotals(BaseModel):
+    """What the desk and Stripe took, and what was waived, over library days."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "since": "2026-12-01",
+                    "until": "2026-12-03",
+                    "card": {"count": 12, "amount": "84.50"},
+                    "cash": {"count": 3, "amount": "21.00"},
+                    "collected": {"count": 15, "amount": "105.50"},
+                    "waived": {"count": 1, "amount": "4.50"},
+                }
+            ]
+        }
+    )
+
+    since: date
+    until: date
+    card: Tally = Field(description="Paid by card (Stripe Checkout).")
+    cash: Tally = Field(description="Paid in cash at the desk.")
+    collected: Tally = Field(description="Card and cash together.")
+    waived: Tally = Field(description="Waived by staff: owed no more, and not collected.")
 
 
 class WaiverCreate(InputModel):

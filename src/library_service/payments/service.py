@@ -3,6 +3,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
 
 import stripe
 from pydantic import ValidationError
@@ -13,6 +15,7 @@ from library_service.core.audit import AuditAction, AuditTarget, AuditTrail, Tar
 from library_service.core.config import Settings
 from library_service.core.db import UnitOfWork
 from library_service.core.errors import found
+from library_service.core.money import to_cents
 from library_service.core.pagination import PageParams
 from library_service.models import Payment, PaymentMethod, PaymentStatus, PaymentType
 from library_service.notifications import notices
@@ -39,7 +42,9 @@ from library_service.payments.schemas import (
     CheckoutSessionEventData,
     CheckoutSessionObject,
     PaymentFilters,
+    PaymentTotals,
     StripeEvent,
+    Tally,
 )
 from library_service.users.schemas import AuthUser
 from library_service.web import routing as strict_json
@@ -80,6 +85,30 @@ class PaymentService:
         async with self.uow.read() as session:
             payment = await PaymentRepository(session).get(payment_id, user_id=user.restricted_to)
         return found(payment, PaymentNotFoundError)
+
+    async def totals(self, since: date | None, until: date | None) -> PaymentTotals:
+        """Collected (by card, in cash) and waived over library days, both included: `until`
+        is today unless given, `since` is `until` unless given."""
+        until = until or clock.today(self.settings.timezone)
+        since = since or until
+        start, before = clock.library_days(since, until, self.settings.timezone)
+        async with self.uow.read() as session:
+            row = await PaymentRepository(session).totals(since=start, before=before)
+
+        def tally(label: str) -> Tally:
+            count, amount = getattr(row, label), getattr(row, f"{label}_amount")
+            return Tally(count=count, amount=to_cents(Decimal(amount)))
+
+        card, cash = tally("card"), tally("cash")
+        collected = Tally(count=card.count + cash.count, amount=card.amount + cash.amount)
+        return PaymentTotals(
+            since=since,
+            until=until,
+            card=card,
+            cash=cash,
+            collected=collected,
+            waived=tally("waived"),
+        )
 
     async def summary(self, payment_id: int) -> PaymentSummary:
         """The payment with its member and book."""
