@@ -62,9 +62,26 @@ async def test_restarting_every_api_process_under_load_fails_no_request(stack: S
         # A worker restarted mid-sends: SIGTERM finishes the sends it holds, then it exits.
         stack.telegram.delay = 0.3
         worker = stack.workers["a"]
+        held: list[str] = []
+
+        async def sending() -> bool:
+            held[:] = stack.telegram.in_flight("a")
+            return bool(held)
+
+        async def feed() -> None:
+            # Messages keep coming until "a" holds one (the steady load may have run its
+            # course, and which worker takes a job is arq's choice).
+            while not held:
+                await load.run(cycles=1, pause=0.1)
+
+        feeding = asyncio.create_task(feed())
+        await eventually(sending, within=60, what="worker a holding a send")
         worker.signal(signal.SIGTERM)
         # It may take up to the job-completion wait (30 s) to let its jobs finish.
         assert await asyncio.to_thread(worker.wait, JOB_COMPLETION_WAIT_SECONDS + 15) == 0
+        await feeding
+        finished = [s for s in stack.telegram.sends if s.worker == "a" and s.text in held]
+        assert finished and all(send.answered for send in finished)  # finished, not cut off
         stack.telegram.delay = 0.0
         worker.start()
     finally:
