@@ -114,7 +114,15 @@ async def drive_lists_and_searches(client: Any, factory: Any) -> None:
         ("holds", [""], as_member),
         (
             "payments",
-            ["", "?status=PENDING", "?status=EXPIRED", "?type=FINE", "?user_id=5"],
+            [
+                "",
+                "?status=PENDING",
+                "?status=EXPIRED",
+                "?type=FINE",
+                "?user_id=5",
+                "totals/",
+                "totals/?since=2020-01-01&until=2020-12-31",
+            ],
             as_staff,
         ),
         ("payments", [""], as_member),

@@ -78,6 +78,8 @@ class Payment(Base):
             "id",
             postgresql_where="status = 'PENDING' AND session_id IS NULL",
         ),
+        # What was collected over some days (GET /api/payments/totals/, the Desk's cash today).
+        Index("ix_payments_paid_at", "paid_at", postgresql_where="status = 'PAID'"),
     )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
