@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from library_service.borrowings.rules import BorrowFacts, ExtensionFacts, Standing
 from library_service.borrowings.schemas import BorrowingFilters
 from library_service.core.db import AnyRow, AnySelect, Executor
-from library_service.core.pagination import PageParams, capped_total, settle_count
+from library_service.core.pagination import PageParams, capped_total, page_total
 from library_service.models import (
     Book,
     Borrowing,
@@ -185,12 +185,7 @@ async def borrowings_page(
             book_id, title, author, cover, fee, _total,
         ) in rows
     ]  # fmt: skip
-    if rows:
-        total = await settle_count(executor, selected.params(parameters), rows[0].total)
-        return items, total
-    if page.offset == 0:
-        return items, 0
-    return items, await settle_count(executor, selected.params(parameters), None)
+    return items, await page_total(executor, selected.params(parameters), page, rows)
 
 
 class BorrowingRepository:

@@ -129,11 +129,19 @@ async def fetch_page(
     counted = statement if counted is None else counted
     paged = statement.add_columns(capped_total(counted))
     rows = (await session.execute(paged.limit(page.limit).offset(page.offset))).all()
+    return rows, await page_total(session, counted, page, rows)
+
+
+async def page_total(
+    executor: Executor, counted: AnySelect, page: PageParams, rows: Sequence[AnyRow]
+) -> int:
+    """The total of a page fetched with `capped_total` beside each row: from its first row,
+    or counted apart for a page past the end (none on the first page: there is nothing)."""
     if rows:
-        return rows, await settle_count(session, counted, rows[0].total)
+        return await settle_count(executor, counted, rows[0].total)
     if page.offset == 0:
-        return rows, 0
-    return rows, await settle_count(session, counted, None)
+        return 0
+    return await settle_count(executor, counted, None)
 
 
 T = TypeVar("T")
