@@ -5,6 +5,12 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
+# Python may cache what it compiles: the project's modules in src/**/__pycache__, and pytest
+# its rewritten test modules beside them (both ignored by git). An environment that sets
+# PYTHONDONTWRITEBYTECODE (some container images do) would have every test process parse and
+# rewrite the 18,000 lines of tests again, about 4 s each, and every server the suite starts
+# compile the project again.
+unexport PYTHONDONTWRITEBYTECODE
 .PHONY: help install run test lint format fuzz bench profile bench-large clean
 
 help:
@@ -34,7 +40,8 @@ run: install
 	$(BIN)/library-service run
 
 # Two test processes (pytest-xdist), each with its own database, Redis database and server
-# folders (tests/servers.py); TEST_WORKERS=0 runs the suite in this one process.
+# folders (tests/servers.py); TEST_WORKERS=0 runs the suite in this one process. The tests in
+# the browser all go to one of them (xdist_group "browser"), so that one Chromium serves them.
 TEST_WORKERS ?= 2
 # The many-process tests (tests/scaleout/) start a dozen processes of their own: they run
 # after the rest, alone, so that their timings do not depend on what the other test process
@@ -42,7 +49,7 @@ TEST_WORKERS ?= 2
 SCALEOUT ?= 1
 
 test: install
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not scaleout"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not scaleout"
 ifneq ($(SCALEOUT),0)
 	$(BIN)/pytest -n 0 tests/scaleout
 endif

@@ -14,7 +14,7 @@ import httpx
 import jsonschema_rs
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -140,6 +140,9 @@ def test_unrepresentable_json_in_any_field_is_refused(api_schema, live_server, s
             field = data.draw(st.sampled_from([*sorted(body), "unknown_field"]))
             request = case.as_transport_kwargs(base_url=live_server, headers=staff_headers)
             request.pop("json", None)
+            # A generated header value with edge whitespace ("0 ") is one HTTP cannot carry:
+            # the client refuses to send it.
+            assume(all(value == value.strip() for value in request["headers"].values()))
             # json.dumps writes NaN and lone surrogates; requests' own encoder would refuse.
             content = json.dumps({**body, field: data.draw(UNREPRESENTABLE)}).encode()
             response = http.request(

@@ -13,6 +13,7 @@ fetches new ones only when the package changes them.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import html
@@ -50,6 +51,7 @@ class Asset:
     media_type: str
 
 
+@functools.cache  # read and compressed once per process, however many apps it makes
 def load_assets(directory: Path = ASSETS_DIR) -> tuple[str, dict[str, Asset]]:
     """The docs assets by file name, and a version naming their content."""
     assets: dict[str, Asset] = {}
