@@ -57,7 +57,14 @@ def database_url_for_tests() -> Iterator[str]:
     Alembic, so the migrations themselves are under test. Dropped when the run ends."""
     server_url = os.environ.get("TEST_DATABASE_URL") or start_postgres(DATA_DIR / "postgres-test")
     admin_url = with_database(async_database_url(server_url), "postgres")
-    asyncio.run(create_database(admin_url, TEST_DATABASE, drop_existing=True))
+    # A database thrown away at the end: its commits need not wait for the disk. What other
+    # sessions see is unchanged; only a crash of the server could lose the last commits, and
+    # the tests that stop a PostgreSQL stop one of their own (tests/servers.py).
+    asyncio.run(
+        create_database(
+            admin_url, TEST_DATABASE, drop_existing=True, settings={"synchronous_commit": "off"}
+        )
+    )
     url = with_database(admin_url, TEST_DATABASE)
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = url

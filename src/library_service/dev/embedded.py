@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -170,8 +170,15 @@ async def _admin_connection(admin_url: str) -> Any:
     )
 
 
-async def create_database(admin_url: str, database: str, *, drop_existing: bool = False) -> bool:
-    """Create `database` if missing (or afresh); True if it was created."""
+async def create_database(
+    admin_url: str,
+    database: str,
+    *,
+    drop_existing: bool = False,
+    settings: Mapping[str, str] | None = None,
+) -> bool:
+    """Create `database` if missing (or afresh), with `settings` as its defaults (ALTER
+    DATABASE ... SET); True if it was created."""
     connection = await _admin_connection(admin_url)
     try:
         if drop_existing:
@@ -180,6 +187,9 @@ async def create_database(admin_url: str, database: str, *, drop_existing: bool 
         if exists:
             return False
         await connection.execute(f'CREATE DATABASE "{database}"')
+        for name, value in (settings or {}).items():
+            literal = value.replace("'", "''")
+            await connection.execute(f"ALTER DATABASE \"{database}\" SET {name} = '{literal}'")
         return True
     finally:
         await connection.close()
