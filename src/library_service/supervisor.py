@@ -39,6 +39,9 @@ from library_service.worker import (
 
 logger = logging.getLogger(__name__)
 
+# How long a stopping worker's main task may outlive its cancellation before it is sent again.
+CANCEL_AGAIN_SECONDS = 1.0
+
 
 class HeartbeatWorker(Worker):
     """arq's Worker, beating where /ready and `worker --check` look for it."""
@@ -113,15 +116,32 @@ class WorkerSupervisor:
             heartbeat_name=self.name,
             redis_outage=self.redis_outage,
         )
+        stopped = asyncio.Event()
+        worker.on_stop = lambda _signum: stopped.set()  # arq: after cancelling its main task
         worker.main_task = main_task = asyncio.ensure_future(worker.main())
         self._worker = worker
         try:
-            await asyncio.wait([main_task])
+            await self._until_ended(main_task, stopped)
         finally:
             self._worker = None
             await self._wind_down(worker, queue)
         self._raise_unless_outage(main_task)
         return worker.beats > 0
+
+    async def _until_ended(self, main_task: asyncio.Task[None], stopped: asyncio.Event) -> None:
+        """Until arq's main task ends. On a stop, arq cancels it once the jobs in flight are
+        done; should that cancellation be lost on its way (a worker once stayed up after
+        arq's "wait complete", taking no job, until a second signal), it is sent again."""
+        waiting = asyncio.ensure_future(stopped.wait())
+        try:
+            await asyncio.wait([main_task, waiting], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        while not main_task.done():
+            await asyncio.wait([main_task], timeout=CANCEL_AGAIN_SECONDS)
+            if not main_task.done():
+                logger.warning("The worker did not stop when cancelled: cancelling it again")
+                main_task.cancel()
 
     async def _connect(self) -> ArqRedis | None:
         """A connection to Redis, unless it is down (or the worker is stopping)."""
