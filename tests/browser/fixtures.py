@@ -11,14 +11,15 @@ the browser tests are skipped, except under CI, where they fail (.ci/run install
   be opened under a name that is not localhost, as in a deployment (some scripts behave
   differently on localhost).
 - `page`: the run's one tab, handed to each test as a new one: no cookies, no local storage
-  or IndexedDB, no routes, no other tabs, the default viewport, on about:blank. A new
-  context and tab per test cost Chromium about 0.6 s of CPU before the first page, and its
-  first pages another second (a new renderer process, with cold caches). The context asks
-  for reduced motion, as a user may: Bootstrap's fades and slides are then skipped
-  (headless Chromium renders every frame of an animation in software), and so are the waits
-  for elements to stop moving. Measured in one process: the browser tests took 56 s with a
-  context per test, 46 s with reduced motion, 35 s with one tab as well (Chromium's CPU
-  70 s, then 62 s, then 41 s).
+  or IndexedDB, no routes, no other tabs, the default viewport, on about:blank (a new tab
+  in a new context when the last test left one that cannot be reset, its renderer crashed
+  say). A new context and tab per test cost Chromium about 0.6 s of CPU before the first
+  page, and its first pages another second (a new renderer process, with cold caches). The
+  context asks for reduced motion, as a user may: Bootstrap's fades and slides are then
+  skipped (headless Chromium renders every frame of an animation in software), and so are
+  the waits for elements to stop moving. Measured in one process: the browser tests took
+  56 s with a context per test, 46 s with reduced motion, 35 s with one tab as well
+  (Chromium's CPU 70 s, then 62 s, then 41 s).
 - `console_errors`: the page's console errors and uncaught exceptions, as they come.
 - `keep_on_origin(url)`: from then on the page may load nothing from another origin.
 - `serve(app)`: serves any ASGI app on a free loopback port in a thread -> Served.
@@ -29,6 +30,7 @@ the browser tests are skipped, except under CI, where they fail (.ci/run install
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ from playwright.async_api import (
     ViewportSize,
     async_playwright,
 )
+from playwright.async_api import Error as PlaywrightError
 
 from library_service.core.config import Settings
 from library_service.dev.embedded import free_port
@@ -105,17 +108,47 @@ async def chromium(chromium_executable: str) -> AsyncIterator[Browser]:
         await browser.close()
 
 
+class Tab:
+    """The run's one tab (`page`), in a context of its own; a new one if a test broke it."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.page: Page | None = None
+
+    async def open(self) -> Page:
+        context = await self.browser.new_context(reduced_motion="reduce")
+        self.page = await context.new_page()
+        return self.page
+
+    async def hand_on(self) -> None:
+        """Ready for the next test: the same tab reset, or a new one if it cannot be (its
+        renderer crashed, say)."""
+        assert self.page is not None
+        try:
+            await as_new(self.page)
+        except PlaywrightError:
+            await self.close()
+            await self.open()
+
+    async def close(self) -> None:
+        if self.page is not None:
+            with contextlib.suppress(PlaywrightError):
+                await self.page.context.close()
+
+
 @pytest.fixture(scope="session")
-async def tab(chromium: Browser) -> AsyncIterator[Page]:
-    context = await chromium.new_context(reduced_motion="reduce")
-    yield await context.new_page()
-    await context.close()
+async def tab(chromium: Browser) -> AsyncIterator[Tab]:
+    tab = Tab(chromium)
+    await tab.open()
+    yield tab
+    await tab.close()
 
 
 @pytest.fixture
-async def page(tab: Page) -> AsyncIterator[Page]:
-    yield tab
-    await as_new(tab)
+async def page(tab: Tab) -> AsyncIterator[Page]:
+    assert tab.page is not None
+    yield tab.page
+    await tab.hand_on()
 
 
 async def as_new(tab: Page) -> None:

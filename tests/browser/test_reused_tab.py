@@ -3,6 +3,9 @@ gone before the next."""
 
 from __future__ import annotations
 
+import contextlib
+
+from playwright.async_api import Error as PlaywrightError
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
@@ -45,3 +48,15 @@ async def test_a_tab_handed_on_keeps_nothing_of_the_test_before(page, serve):
     assert await page.evaluate("localStorage.length") == 0
     databases = await page.evaluate("async () => (await indexedDB.databases()).map(d => d.name)")
     assert databases == []
+
+
+async def test_a_tab_that_crashed_is_replaced_for_the_next_test(page, tab, serve):
+    served = serve(Starlette(routes=[Route("/", _page)]), lifespan="off")
+    with contextlib.suppress(PlaywrightError):
+        await page.goto("chrome://crash")  # the renderer dies
+
+    await tab.hand_on()
+
+    assert tab.page is not page
+    await tab.page.goto(served.public_url)
+    assert await tab.page.text_content("p") == "a page"
