@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from library_service.dev.embedded import DATA_DIR, free_port
+from tests.servers import forget_earlier_runs
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 START_TIMEOUT_SECONDS = 10
@@ -128,6 +129,7 @@ def suite_database(url: str) -> tuple[str, str]:
         return url, "none"
     if not pgbouncer_installed():
         raise RuntimeError("TEST_PGBOUNCER=1 needs pgbouncer (apt-get install pgbouncer)")
+    forget_earlier_runs("pgbouncer-suite-")
     bouncer = PgBouncer(url, name=f"suite-{os.getpid()}").start()
     _SUITE_BOUNCER.append(bouncer)
     atexit.register(bouncer.stop)

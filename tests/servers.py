@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +27,25 @@ def data_folder(name: str) -> Path:
     worker stops must not be the one another is using). A test that keeps a server in a
     folder of its own takes the folder from here."""
     return DATA_DIR / f"{name}-{WORKER}" if WORKER else DATA_DIR / name
+
+
+def forget_earlier_runs(prefix: str) -> None:
+    """Removes the `.data/<prefix><pid>` folders of test runs that have ended: the logs a
+    run keeps there (to read after a failure) stay only until the next run."""
+    for folder in DATA_DIR.glob(f"{prefix}*"):
+        pid = folder.name.removeprefix(prefix)
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def redis_url_for_worker(url: str) -> str:

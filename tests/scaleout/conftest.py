@@ -40,6 +40,7 @@ from library_service.dev.local import serve_in_thread
 from library_service.dev.mailbox import Mailbox
 from tests.isolation import emptying_script
 from tests.pgbouncer import PgBouncer, pgbouncer_installed
+from tests.servers import forget_earlier_runs
 
 COMMAND = str(Path(sys.executable).with_name("library-service"))
 LOGS = DATA_DIR / f"scaleout-{os.getpid()}"
@@ -302,6 +303,8 @@ def _environment(**values: str) -> dict[str, str]:
 
 @pytest.fixture(scope="package")  # one stack for the package: starting it takes ~10 s
 def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Stack]:
+    forget_earlier_runs("scaleout-")
+    forget_earlier_runs("pgbouncer-scaleout-")
     bouncer = None
     database_url = database_url_for_tests
     pooler = "none"
