@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 from alembic import command
 from alembic.config import Config
 
@@ -34,18 +35,8 @@ def forget_earlier_runs(prefix: str) -> None:
     run keeps there (to read after a failure) stay only until the next run."""
     for folder in DATA_DIR.glob(f"{prefix}*"):
         pid = folder.name.removeprefix(prefix)
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def redis_url_for_worker(url: str) -> str:

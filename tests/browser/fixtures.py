@@ -42,7 +42,6 @@ import pytest
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
-    Error,
     Page,
     Request,
     Route,
@@ -115,10 +114,9 @@ class Tab:
         self.browser = browser
         self.page: Page | None = None
 
-    async def open(self) -> Page:
+    async def open(self) -> None:
         context = await self.browser.new_context(reduced_motion="reduce")
         self.page = await context.new_page()
-        return self.page
 
     async def hand_on(self) -> None:
         """Ready for the next test: the same tab reset, or a new one if it cannot be (its
@@ -173,7 +171,7 @@ def console_errors(page: Page) -> Iterator[list[str]]:
         if message.type == "error":
             errors.append(message.text)
 
-    def on_error(error: Error) -> None:
+    def on_error(error: PlaywrightError) -> None:
         errors.append(f"uncaught: {error}")
 
     page.on("console", on_console)
