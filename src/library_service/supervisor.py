@@ -41,13 +41,19 @@ logger = logging.getLogger(__name__)
 
 # How long a stopping worker's main task may outlive its cancellation before it is sent again.
 CANCEL_AGAIN_SECONDS = 1.0
+# arq keeps a started job's in-progress mark for the longest job timeout plus this: a dead
+# worker's job runs again that long after it started.
+ARQ_JOB_GRACE_SECONDS = 10
 
 
 class HeartbeatWorker(Worker):
     """arq's Worker, beating where /ready and `worker --check` look for it."""
 
-    def __init__(self, *, heartbeat_name: str, redis_outage: Outage, **options: Any) -> None:
+    def __init__(
+        self, *, heartbeat_name: str, redis_outage: Outage, job_grace: float, **options: Any
+    ) -> None:
         super().__init__(**options)
+        self.in_progress_timeout_s += job_grace - ARQ_JOB_GRACE_SECONDS
         self.heartbeat_name = heartbeat_name
         self.redis_outage = redis_outage
         self.beats = 0
@@ -115,6 +121,7 @@ class WorkerSupervisor:
             health_check_interval=self.settings.WORKER_HEARTBEAT_SECONDS,
             heartbeat_name=self.name,
             redis_outage=self.redis_outage,
+            job_grace=self.settings.WORKER_JOB_GRACE_SECONDS,
         )
         stopped = asyncio.Event()
         worker.on_stop = lambda _signum: stopped.set()  # arq: after cancelling its main task

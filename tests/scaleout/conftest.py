@@ -374,7 +374,8 @@ def stack(database_url_for_tests: str, redis_url_for_tests: str) -> Iterator[Sta
                 NOTIFY_BACKOFF_SECONDS="0.2",
                 WORKER_HEARTBEAT_SECONDS="0.5",
                 WORKER_RETRY_MAX_SECONDS="0.5",
-                WORKER_JOB_TIMEOUT_SECONDS="3",  # a dead worker's job runs again after 13 s
+                WORKER_JOB_TIMEOUT_SECONDS="3",
+                WORKER_JOB_GRACE_SECONDS="1",  # a dead worker's job runs again after 4 s
                 WORKER_CRON_EVERY_SECONDS="2",
                 OVERDUE_REPORT_TIME="00:00:00",
                 REMINDER_TIME="00:00:00",

@@ -391,7 +391,7 @@ async def test_a_worker_killed_mid_send_loses_nothing(stack: Stack, factory):
     await feeding  # the API never depended on the worker: the load goes on to its end
 
     # Its sends go out again (arq runs a dead worker's job again after the job timeout
-    # plus 10 s), by the survivor; the survivor's poll slots go on meanwhile.
+    # plus its grace, 4 s here), by the survivor; the survivor's poll slots go on meanwhile.
     await eventually(lambda: all_sent(stack), what="the killed worker's messages")
     recorded = await notifications(stack.database_url)
     delivered = Counter(stack.telegram.delivered()[baseline:])

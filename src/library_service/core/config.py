@@ -114,8 +114,11 @@ class Settings(BaseSettings):
     WORKER_HEARTBEAT_SECONDS: float = Field(default=10, gt=0)
     WORKER_RETRY_MAX_SECONDS: float = Field(default=5, gt=0)
     # The longest one job may run (a send to Telegram, a Stripe poll); a job of a worker that
-    # died is run again by another worker this long plus 10 s after it started (arq's rule).
+    # died is run again by another worker this long plus WORKER_JOB_GRACE_SECONDS after it
+    # started (arq's rule, with arq's 10 s by default). Running it again early costs nothing
+    # but a retry: a message is claimed under a lease of its own, which it waits out.
     WORKER_JOB_TIMEOUT_SECONDS: float = Field(default=120, gt=0)
+    WORKER_JOB_GRACE_SECONDS: float = Field(default=10, gt=0)
     # Tests only (refused in production): every cron job runs every this many seconds
     # instead of on its schedule, so that a test sees many cron slots in a few seconds.
     WORKER_CRON_EVERY_SECONDS: int | None = Field(default=None, ge=1, le=30)
