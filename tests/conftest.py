@@ -136,6 +136,7 @@ def settings(
         MAIL_FROM="desk@library.example.com",
         LIBRARY_NAME="Test Library",
         BOOK_COUNT_CACHE_SECONDS=0,  # tests change the catalogue behind the API's back
+        ESTIMATED_COUNT_CACHE_SECONDS=0,
         LIBRARY_TIMEZONE="UTC",
     )
 

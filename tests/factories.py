@@ -683,8 +683,10 @@ def round_trips() -> Iterator[list[str]]:
 
 
 def _label(sql: str) -> str:
-    """`INSERT payments`, `UPDATE books`, `SELECT users FOR UPDATE` …"""
+    """`INSERT payments`, `UPDATE books`, `SELECT users FOR UPDATE`, `EXPLAIN` …"""
     verb = sql.split()[0].upper()
+    if verb == "EXPLAIN":
+        return verb
     if verb == "SELECT":
         return f"SELECT {_outer_table(sql)}" + (" FOR UPDATE" if "FOR UPDATE" in sql else "")
     table = re.search(r"^(?:INSERT INTO|UPDATE|DELETE FROM) (\w+)", sql)

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -13,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.books.schemas import BookFilters
 from library_service.core.db import AnyRow, AnySelect, Executor
-from library_service.core.pagination import PageParams, settle_count
+from library_service.core.pagination import PageParams, RecentTotals, settle_count
 from library_service.core.search import contains_pattern
 from library_service.models import Book, Borrowing, Hold
 
@@ -154,31 +152,7 @@ def _selected(shape: _Shape) -> AnySelect:
     return select(_books.id).where(*shape.conditions())
 
 
-class _TotalsCache:
-    """Recent totals per filter set, in this process; bounded, least recently used first out."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._entries: OrderedDict[tuple[Any, ...], tuple[float, int]] = OrderedDict()
-        self._size = size
-
-    def get(self, key: tuple[Any, ...], ttl: float) -> int | None:
-        entry = self._entries.get(key)
-        if entry is None or time.monotonic() - entry[0] > ttl:
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
-
-    def put(self, key: tuple[Any, ...], total: int) -> None:
-        self._entries[key] = (time.monotonic(), total)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-_totals = _TotalsCache()
+_totals = RecentTotals()
 
 
 async def catalogue_page(

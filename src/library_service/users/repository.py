@@ -42,8 +42,11 @@ class UserRepository:
         statement = select(User).where(User.id == user_id).with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def list(self, filters: MemberFilters, page: PageParams) -> tuple[Sequence[User], int]:
-        """One page of users, oldest account first, and the number of matches."""
+    async def list(
+        self, filters: MemberFilters, page: PageParams, *, estimate_ttl: float = 0
+    ) -> tuple[Sequence[User], int]:
+        """One page of users, oldest account first, and the number of matches (a count past
+        the cap, an estimate, is reused for `estimate_ttl` seconds: core/pagination.py)."""
         conditions = []
         if filters.search:
             conditions.append(member_search(filters.search))
@@ -52,7 +55,9 @@ class UserRepository:
         if filters.is_staff is not None:
             conditions.append(User.is_staff.is_(filters.is_staff))
         statement = select(User).where(*conditions).order_by(User.id)
-        rows, total = await fetch_page(self.session, statement, page)
+        rows, total = await fetch_page(
+            self.session, statement, page, remember=("users", filters), ttl=estimate_ttl
+        )
         return [row.User for row in rows], total
 
     async def lock_active_staff(self) -> Sequence[int]:

@@ -281,7 +281,9 @@ class UserService:
         self, filters: MemberFilters, page: PageParams
     ) -> tuple[Sequence[User], int]:
         async with self.uow.read() as session:
-            return await UserRepository(session).list(filters, page)
+            return await UserRepository(session).list(
+                filters, page, estimate_ttl=self.settings.ESTIMATED_COUNT_CACHE_SECONDS
+            )
 
     async def update_member(self, actor: AuthUser, user_id: int, data: MemberPatch) -> User:
         """Change a user's access or names, as staff.
