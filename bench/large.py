@@ -291,7 +291,8 @@ async def prepare(url: str, size: library_data.LibrarySize, reseed: bool, say: A
             finally:
                 await connection.close()
             if books == size.books:
-                say(f"{size.name}: reusing the seeded database")
+                say(f"{size.name}: reusing the seeded database, migrated to the head")
+                await asyncio.to_thread(stack.migrate, url)
                 return None
         except Exception as exc:  # no such database yet: make it
             say(f"{size.name}: no seeded database yet ({type(exc).__name__})")
