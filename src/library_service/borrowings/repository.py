@@ -5,15 +5,22 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Integer, Label, bindparam, func, select
+from sqlalchemy import ColumnElement, Integer, Label, bindparam, func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from library_service.borrowings.rules import BorrowFacts, ExtensionFacts, Standing
 from library_service.borrowings.schemas import BorrowingFilters
 from library_service.core.db import AnyRow, AnySelect, Executor
-from library_service.core.pagination import PageParams, capped_total, page_total
+from library_service.core.pagination import (
+    PageParams,
+    capped_total,
+    keep_estimate,
+    known_estimate,
+    page_total,
+)
 from library_service.models import (
     Book,
     Borrowing,
@@ -121,9 +128,12 @@ def _get_statement(
 
 # Built once per filter shape: a member's list is one of the hottest reads (core/db.py).
 @cache
-def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelect, AnySelect]:
-    """A page (with the capped total beside each row) and what it selects, for one filter
-    shape. Newest first: a member's by ix_borrowings_user_id_id, staff's active loans by
+def _list_statements(
+    *, by_user: bool, is_active: bool | None
+) -> tuple[AnySelect, AnySelect, AnySelect]:
+    """A page with the capped total beside each row, the same page with a NULL there (its
+    total known: `known_estimate`), and what they select, for one filter shape. Newest
+    first: a member's by ix_borrowings_user_id_id, staff's active loans by
     ix_borrowings_active_id."""
     conditions = []
     if by_user:
@@ -132,28 +142,31 @@ def _list_statements(*, by_user: bool, is_active: bool | None) -> tuple[AnySelec
         returned = _borrowings.actual_return_date
         conditions.append(returned.is_(None) if is_active else returned.is_not(None))
     selected = select(_borrowings.id).where(*conditions)
-    page = (
-        select(
-            _borrowings.id,
-            _borrowings.borrow_date,
-            _borrowings.expected_return_date,
-            _borrowings.actual_return_date,
-            _borrowings.user_id,
-            _borrowings.extensions,
-            _books.id.label("book_id"),
-            _books.title,
-            _books.author,
-            _books.cover,
-            _books.daily_fee,
-            capped_total(selected),
+
+    def page(total: ColumnElement[Any]) -> AnySelect:
+        return (
+            select(
+                _borrowings.id,
+                _borrowings.borrow_date,
+                _borrowings.expected_return_date,
+                _borrowings.actual_return_date,
+                _borrowings.user_id,
+                _borrowings.extensions,
+                _books.id.label("book_id"),
+                _books.title,
+                _books.author,
+                _books.cover,
+                _books.daily_fee,
+                total,
+            )
+            .join(table_of(Book), _books.id == _borrowings.book_id)
+            .where(*conditions)
+            .order_by(_borrowings.id.desc())
+            .limit(bindparam("limit"))
+            .offset(bindparam("offset"))
         )
-        .join(table_of(Book), _books.id == _borrowings.book_id)
-        .where(*conditions)
-        .order_by(_borrowings.id.desc())
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
-    return page, selected
+
+    return page(capped_total(selected)), page(null().label("total")), selected
 
 
 def _standing(row: AnyRow) -> Standing:
@@ -161,13 +174,17 @@ def _standing(row: AnyRow) -> Standing:
 
 
 async def borrowings_page(
-    executor: Executor, filters: BorrowingFilters, page: PageParams
+    executor: Executor, filters: BorrowingFilters, page: PageParams, *, estimate_ttl: float = 0
 ) -> tuple[Sequence[BorrowingListItem], int]:
-    page_statement, selected = _list_statements(
+    """One page of borrowings and how many match (an estimate past the cap is reused for
+    `estimate_ttl` seconds: core/pagination.py)."""
+    counted_page, uncounted_page, selected = _list_statements(
         by_user=filters.user_id is not None, is_active=filters.is_active
     )
+    known = known_estimate(filters, estimate_ttl)
     parameters = {"user_id": filters.user_id, "limit": page.limit, "offset": page.offset}
-    rows = (await executor.execute(page_statement, parameters)).all()
+    statement = counted_page if known is None else uncounted_page
+    rows = (await executor.execute(statement, parameters)).all()
     # Unpacked in the page statement's column order: reading a Row's columns one
     # attribute at a time costs several times as much.
     items = [
@@ -185,7 +202,11 @@ async def borrowings_page(
             book_id, title, author, cover, fee, _total,
         ) in rows
     ]  # fmt: skip
-    return items, await page_total(executor, selected.params(parameters), page, rows)
+    if known is not None:
+        return items, known
+    total = await page_total(executor, selected.params(parameters), page, rows)
+    keep_estimate(filters, total)
+    return items, total
 
 
 class BorrowingRepository:

@@ -48,7 +48,12 @@ class BorrowingService:
         self, user: AuthUser, filters: BorrowingFilters, page: PageParams
     ) -> tuple[Sequence[BorrowingListItem], int]:
         async with self.uow.read_rows() as connection:
-            return await borrowings_page(connection, user.restrict(filters), page)
+            return await borrowings_page(
+                connection,
+                user.restrict(filters),
+                page,
+                estimate_ttl=self.settings.ESTIMATED_COUNT_CACHE_SECONDS,
+            )
 
     async def get_borrowing(self, borrowing_id: int, user: AuthUser) -> Borrowing:
         return await self._visible(borrowing_id, user, with_payments=True)

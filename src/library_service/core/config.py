@@ -48,8 +48,8 @@ class Settings(BaseSettings):
 
     # The catalogue's total (`count` of GET /api/books/) is reused for this long per process.
     BOOK_COUNT_CACHE_SECONDS: float = Field(default=5, ge=0)
-    # A staff search of members that matched more than 1,000 (its `count` is then an
-    # estimate) answers the same estimate for this long per process, without counting again.
+    # A list's filters that matched more than 1,000 rows (its `count` is then an estimate)
+    # answer the same estimate for this long per process, without counting again.
     ESTIMATED_COUNT_CACHE_SECONDS: float = Field(default=5, ge=0)
 
     LIBRARY_TIMEZONE: str = "UTC"

@@ -8,9 +8,10 @@ PostgreSQL's own estimate of the matches instead (its planner's, from the statis
 ANALYZE keeps), never less than `EXACT_COUNT_LIMIT + 1`. Pages are still served exactly:
 only the total is approximate, and only that large.
 
-A list may also keep such an estimate for a few seconds per filter set (`fetch_page`'s
-`remember`): counting the cap's thousand matches again (a surname among 100,000 members:
-4 ms of PostgreSQL's time, three times the page's) would only lead to an estimate again.
+A list also keeps such an estimate for a few seconds per filter set (`known_estimate`,
+ESTIMATED_COUNT_CACHE_SECONDS): counting the cap's thousand matches again (a surname among
+100,000 members: 4 ms of PostgreSQL's time, three times the page's) would only lead to an
+estimate again.
 """
 
 from __future__ import annotations
@@ -147,32 +148,45 @@ class RecentTotals:
 _estimates = RecentTotals()
 
 
+def known_estimate(filters: Hashable, ttl: float) -> int | None:
+    """The estimate answered for `filters` (a list's filter set) in the last `ttl` seconds,
+    if their count went past the cap then; such a list is served without counting again."""
+    return _estimates.get(filters, ttl) if ttl > 0 else None
+
+
+def keep_estimate(filters: Hashable, total: int) -> None:
+    """Keeps a total past the cap (an estimate) for `known_estimate`; an exact total is
+    counted every time."""
+    if total > EXACT_COUNT_LIMIT:
+        _estimates.put(filters, total)
+
+
 async def fetch_page(
     session: AsyncSession,
     statement: AnySelect,
     page: PageParams,
     *,
     counted: AnySelect | None = None,
-    remember: Hashable | None = None,
-    ttl: float = 0,
+    filters: Hashable | None = None,
+    estimate_ttl: float = 0,
 ) -> tuple[Sequence[AnyRow], int]:
     """One page of the rows `statement` selects, and how many it selects in all (or
     `counted` selects: the same rows without the joins that only add columns).
 
     The (capped) total comes in the same round trip, beside each row; only a page past the
-    end, with no row to carry it, is counted apart. A total past the cap (an estimate) is
-    kept under the key `remember` for `ttl` seconds, and answered again meanwhile without
-    counting; a total under the cap is exact, so it is counted every time.
+    end, with no row to carry it, is counted apart. With `filters` (what the statement was
+    built from) and `estimate_ttl`, a total past the cap is not counted again for that
+    long (`known_estimate`).
     """
-    known = _estimates.get(remember, ttl) if remember is not None else None
+    paged = statement.limit(page.limit).offset(page.offset)
+    known = known_estimate(filters, estimate_ttl)
     if known is not None:
-        return (await session.execute(statement.limit(page.limit).offset(page.offset))).all(), known
+        return (await session.execute(paged)).all(), known
     counted = statement if counted is None else counted
-    paged = statement.add_columns(capped_total(counted))
-    rows = (await session.execute(paged.limit(page.limit).offset(page.offset))).all()
+    rows = (await session.execute(paged.add_columns(capped_total(counted)))).all()
     total = await page_total(session, counted, page, rows)
-    if remember is not None and total > EXACT_COUNT_LIMIT:
-        _estimates.put(remember, total)
+    if filters is not None:
+        keep_estimate(filters, total)
     return rows, total
 
 

@@ -64,7 +64,9 @@ class HoldRepository:
         row = (await self.session.execute(statement)).first()
         return _view(row) if row else None
 
-    async def list(self, filters: HoldFilters, page: PageParams) -> tuple[Sequence[HoldView], int]:
+    async def list(
+        self, filters: HoldFilters, page: PageParams, *, estimate_ttl: float = 0
+    ) -> tuple[Sequence[HoldView], int]:
         conditions = list(_owned_by(filters.user_id))
         if filters.book_id is not None:
             conditions.append(Hold.book_id == filters.book_id)
@@ -72,7 +74,14 @@ class HoldRepository:
             conditions.append(Hold.status == filters.status.value)
         statement = _views().where(*conditions).order_by(Hold.id.desc())
         counted = select(Hold.id).where(*conditions)  # every hold has its book
-        rows, total = await fetch_page(self.session, statement, page, counted=counted)
+        rows, total = await fetch_page(
+            self.session,
+            statement,
+            page,
+            counted=counted,
+            filters=filters,
+            estimate_ttl=estimate_ttl,
+        )
         return [_view(row) for row in rows], total
 
     async def uncollected(self, *, today: date, limit: int) -> Sequence[int]:

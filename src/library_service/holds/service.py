@@ -45,7 +45,11 @@ class HoldService:
         self, user: AuthUser, filters: HoldFilters, page: PageParams
     ) -> tuple[Sequence[HoldView], int]:
         async with self.uow.read() as session:
-            return await HoldRepository(session).list(user.restrict(filters), page)
+            return await HoldRepository(session).list(
+                user.restrict(filters),
+                page,
+                estimate_ttl=self.settings.ESTIMATED_COUNT_CACHE_SECONDS,
+            )
 
     async def get_hold(self, hold_id: int, user: AuthUser) -> HoldView:
         async with self.uow.read() as session:

@@ -135,7 +135,7 @@ class PaymentRepository:
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def list(
-        self, filters: PaymentFilters, page: PageParams
+        self, filters: PaymentFilters, page: PageParams, *, estimate_ttl: float = 0
     ) -> tuple[Sequence[Payment], int]:
         statement = select(Payment)
         if filters.user_id is not None:
@@ -144,7 +144,13 @@ class PaymentRepository:
             statement = statement.where(Payment.status == filters.status)
         if filters.type is not None:
             statement = statement.where(Payment.type == filters.type)
-        rows, total = await fetch_page(self.session, statement.order_by(Payment.id.desc()), page)
+        rows, total = await fetch_page(
+            self.session,
+            statement.order_by(Payment.id.desc()),
+            page,
+            filters=filters,
+            estimate_ttl=estimate_ttl,
+        )
         return [row.Payment for row in rows], total
 
     async def mark_paid(self, session_id: str) -> PaymentSummary | None:

@@ -79,7 +79,11 @@ class PaymentService:
         self, user: AuthUser, filters: PaymentFilters, page: PageParams
     ) -> tuple[Sequence[Payment], int]:
         async with self.uow.read() as session:
-            return await PaymentRepository(session).list(user.restrict(filters), page)
+            return await PaymentRepository(session).list(
+                user.restrict(filters),
+                page,
+                estimate_ttl=self.settings.ESTIMATED_COUNT_CACHE_SECONDS,
+            )
 
     async def get_payment(self, payment_id: int, user: AuthUser) -> Payment:
         async with self.uow.read() as session:

@@ -56,7 +56,7 @@ class UserRepository:
             conditions.append(User.is_staff.is_(filters.is_staff))
         statement = select(User).where(*conditions).order_by(User.id)
         rows, total = await fetch_page(
-            self.session, statement, page, remember=("users", filters), ttl=estimate_ttl
+            self.session, statement, page, filters=filters, estimate_ttl=estimate_ttl
         )
         return [row.User for row in rows], total
 
