@@ -3,9 +3,9 @@
 The planner estimates how many books `title ILIKE '%term%'` or `author ILIKE '%term%'`
 matches from the values ANALYZE sampled (at the default target of 100: ten common values and
 a histogram of 101). For an author on 4,000 of 200,000 books, one ANALYZE estimated 20 rows
-(eight more: 1,990 to 7,950), and on that estimate the catalogue sorted all 4,000 matches
+(eight more: 1,984 to 7,950), and on that estimate the catalogue sorted all 4,000 matches
 instead of walking the id index for the first 20: 11 ms instead of 1.5. At 250, fifteen
-ANALYZEs estimated 790 to 5,570, for 0.08 ms more planning per search (0.19 against 0.11).
+ANALYZEs estimated 793 to 5,566, for 0.08 ms more planning per search (0.19 against 0.11).
 Takes a SHARE UPDATE EXCLUSIVE lock only; the next ANALYZE (autovacuum's) uses it.
 
 Revision ID: e2b7c5a9d3f6
