@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from _pytest.nodeid import coerce_node_id
 from alembic import command
 from alembic.config import Config
 
@@ -224,3 +225,24 @@ def frozen_today() -> Iterator[date]:
     """The library clock stopped on day 0: 2026-03-01, noon UTC (library time zone UTC)."""
     with on_day(0):
         yield TODAY
+
+
+@pytest.hookimpl(trylast=True)  # after the browser fixtures' hook has grouped its tests
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`), the tests marked `waits` go to one test
+    process, one after another: they wait beside the other process's work, not beside each
+    other (at the end of the run, in file order, they did).
+
+    pytest-xdist 3.8 sends a group to one process by naming its tests `<node id>@<group>`,
+    which it writes to `item._nodeid`; pytest 9.2 keeps the node id in `item._id` instead,
+    so the groups were silently ignored (each test process ran some of the browser tests, in
+    a Chromium of its own). The names are written here the way pytest 9.2 keeps them.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set in pytest-xdist workers
+        return
+    for item in items:
+        if item.get_closest_marker("waits"):
+            item.add_marker(pytest.mark.xdist_group("waits"))
+        group = item.get_closest_marker("xdist_group")
+        if group is not None and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{group.args[0]}")

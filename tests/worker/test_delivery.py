@@ -21,7 +21,7 @@ from library_service.notifications.telegram import TelegramClient
 from library_service.worker import worker_settings
 from tests.worker.conftest import FakeTelegram, eventually, record
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.waits]
 
 
 async def run_worker_until_idle(config: Settings) -> None:

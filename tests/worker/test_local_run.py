@@ -19,7 +19,7 @@ import pytest
 from library_service.dev.embedded import EmbeddedRedis, free_port
 from tests.servers import data_folder
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.waits]
 
 COMMAND = Path(sys.executable).parent / "library-service"
 RUN_DATA = data_folder("run-test")  # kept between test runs: the database is created once

@@ -40,7 +40,7 @@ from tests.worker.conftest import (
     statuses,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.waits]
 
 COMMAND = Path(sys.executable).parent / "library-service"
 OUTAGE_SECONDS = 1.0  # several reconnection attempts at WORKER_RETRY_MAX_SECONDS (0.2 s)
