@@ -194,7 +194,7 @@ class Client:
 async def time_sweeps(url: str, repeat: int) -> dict[str, Figures]:
     """Each sweep's statements (what grows with the tables), `repeat` times; the writes
     of relay and purge rolled back, so every run finds the same work."""
-    from library_service.borrowings import report
+    from library_service.borrowings import reminders, report
     from library_service.core import clock
     from library_service.core.config import Settings
     from library_service.core.db import Database
@@ -226,6 +226,25 @@ async def time_sweeps(url: str, repeat: int) -> dict[str, Figures]:
                 )
             return rows + len(await report.holds_put_aside(session, from_day=today))
 
+    async def member_reminders() -> int:
+        async with db.autocommit_sessionmaker() as session:
+            # Two batches of the sweep's reads (it reads BATCH loans at a time).
+            first = await reminders.loans_to_remind(
+                session, today=today, settings=settings, after=0, batch=reminders.BATCH
+            )
+            rows = len(first)
+            if first:
+                rows += len(
+                    await reminders.loans_to_remind(
+                        session,
+                        today=today,
+                        settings=settings,
+                        after=first[-1].id,
+                        batch=reminders.BATCH,
+                    )
+                )
+            return rows
+
     async def expiry_poll() -> int:
         async with db.autocommit_sessionmaker() as session:
             payments = PaymentRepository(session)
@@ -250,6 +269,7 @@ async def time_sweeps(url: str, repeat: int) -> dict[str, Figures]:
 
     sweeps: dict[str, Callable[[], Awaitable[int]]] = {
         "sweep: overdue report (reads)": overdue_report,
+        "sweep: member reminders (reads)": member_reminders,
         "sweep: expiry poll (work list)": expiry_poll,
         "sweep: hold expiry (work list)": hold_expiry,
         "sweep: relay (work list)": relay,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from library_service.borrowings import report
+from library_service.borrowings import reminders, report
 from library_service.holds.repository import HoldRepository
 from library_service.notifications.repository import NotificationRepository
 from library_service.notifications.tasks import RELAY_BATCH
@@ -133,9 +133,12 @@ async def drive_lists_and_searches(client: Any, factory: Any) -> None:
             assert response.status_code == 200, (path, query, response.text)
 
 
-async def drive_sweeps(db: Any) -> None:
+async def drive_sweeps(db: Any, settings: Any) -> None:
     """The statements the worker's sweeps choose their work with (each job's first read)."""
     async with db.autocommit_sessionmaker() as session:
+        await reminders.loans_to_remind(
+            session, today=TODAY, settings=settings, after=0, batch=reminders.BATCH
+        )
         await report.borrowings_due_by(session, TODAY + timedelta(days=1))
         await report.borrowings_due_by(session, TODAY + timedelta(days=1), after=(TODAY, 1))
         await report.holds_put_aside(session, from_day=TODAY)
@@ -172,10 +175,10 @@ def _is_explainable(statement: str) -> bool:
 
 
 @pytest.mark.usefixtures("frozen_today")
-async def test_no_list_search_or_sweep_reads_a_large_table_whole(client, factory, db):
+async def test_no_list_search_or_sweep_reads_a_large_table_whole(client, factory, db, settings):
     with recorded_statements(db) as sent:
         await drive_lists_and_searches(client, factory)
-        await drive_sweeps(db)
+        await drive_sweeps(db, settings)
     statements = [(sql, parameters) for sql, parameters in sent if _is_explainable(sql)]
     assert len(statements) > 40  # the drive above really ran
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.borrowings import rules
 from library_service.core import clock
@@ -60,30 +61,39 @@ def reminder(loan: LoanToRemind, *, today: date, settings: Settings) -> Draft | 
     return None
 
 
+async def loans_to_remind(
+    session: AsyncSession, *, today: date, settings: Settings, after: int, batch: int
+) -> list[LoanToRemind]:
+    """The next batch of loans that call for a reminder today, by id after `after`."""
+    statement = (
+        select(
+            Borrowing.id,
+            Borrowing.user_id,
+            User.email,
+            User.email_reminders,
+            Borrowing.expected_return_date,
+            Borrowing.actual_return_date,
+            Book.title,
+            Book.author,
+            Book.daily_fee,
+        )
+        .join(User, User.id == Borrowing.user_id)
+        .join(Book, Book.id == Borrowing.book_id)
+        .where(rules.reminder_clause(today=today, settings=settings), Borrowing.id > after)
+        .order_by(Borrowing.id)
+        .limit(batch)
+    )
+    return [LoanToRemind(**row) for row in (await session.execute(statement)).mappings()]
+
+
 async def remind(uow: UnitOfWork, settings: Settings, *, today: date, batch: int = BATCH) -> int:
     """Write today's reminders; how many were new."""
     written, after = 0, 0
     while True:
         async with uow.read() as session:
-            statement = (
-                select(
-                    Borrowing.id,
-                    Borrowing.user_id,
-                    User.email,
-                    User.email_reminders,
-                    Borrowing.expected_return_date,
-                    Borrowing.actual_return_date,
-                    Book.title,
-                    Book.author,
-                    Book.daily_fee,
-                )
-                .join(User, User.id == Borrowing.user_id)
-                .join(Book, Book.id == Borrowing.book_id)
-                .where(rules.reminder_clause(today=today, settings=settings), Borrowing.id > after)
-                .order_by(Borrowing.id)
-                .limit(batch)
+            loans = await loans_to_remind(
+                session, today=today, settings=settings, after=after, batch=batch
             )
-            loans = [LoanToRemind(**row) for row in (await session.execute(statement)).mappings()]
         if not loans:
             return written
         drafts = []
