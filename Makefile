@@ -41,7 +41,8 @@ run: install
 
 # Two test processes (pytest-xdist), each with its own database, Redis database and server
 # folders (tests/servers.py); TEST_WORKERS=0 runs the suite in this one process. The tests in
-# the browser all go to one of them (xdist_group "browser"), so that one Chromium serves them.
+# the browser all go to one of them (xdist_group "browser"), so that one Chromium serves them;
+# the tests marked `waits` go one after another to one of them (group "waits", tests/conftest.py).
 TEST_WORKERS ?= 2
 # The many-process tests (tests/scaleout/) start a dozen processes of their own: they run
 # after the rest, alone, so that their timings do not depend on what the other test process
