@@ -20,8 +20,9 @@ async def test_webhook_and_success_redirect_round_trips(client, factory, sandbox
         assert (await post_event(client, payload, header)).status_code == 200
     assert sent == [
         "BEGIN",
-        "INSERT stripe_events",
-        "UPDATE payments",  # returning what the staff message says
+        # the event recorded, and the payment marked PAID only if the event is new, in one
+        # statement, returning what the staff message says
+        "INSERT stripe_events + UPDATE payments",
         "INSERT notifications",
         "INSERT member_notices",  # the member's receipt
         "COMMIT",

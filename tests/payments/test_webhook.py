@@ -118,6 +118,24 @@ async def test_webhook_event_is_never_applied_twice(client, db, sandbox, payment
     assert await count(db, StripeEvent) == 1
 
 
+async def test_webhook_paid_event_is_never_applied_twice(client, db, sandbox, payment):
+    """The same for the paid event, which is recorded and applied in one statement."""
+    payload, header = sandbox.signed_event(
+        "checkout.session.completed", sandbox.mark_paid(payment["session_id"])
+    )
+    assert (await post_event(client, payload, header)).json()["handled"] is True
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE payments SET status = 'PENDING' WHERE id = :id"), {"id": payment["id"]}
+        )
+    again = await post_event(client, payload, header)
+    assert again.status_code == 200, again.text
+    assert again.json()["handled"] is False
+    assert (await fetch(db, Payment, payment["id"])).status == "PENDING"
+    assert await count(db, StripeEvent) == 1
+    assert await paid_notifications(db) == 1
+
+
 async def test_webhook_paid_after_success_redirect_is_harmless(
     client, browser, db, sandbox, payment
 ):

@@ -88,6 +88,14 @@ _MARK_PAID = (
     .returning(*_SUMMARY_COLUMNS)
     .execution_options(synchronize_session=False)
 )
+# A payment event, recorded and applied in one statement: the payment is marked only if the
+# event was new (its row written by the WITH), so an event seen before changes nothing.
+_new_event = _RECORD_EVENT.cte("new_event")
+_MARK_PAID_BY_NEW_EVENT = (
+    _MARK_PAID.add_cte(_new_event)
+    .where(select(_new_event.c.id).exists())
+    .execution_options(synchronize_session=False)
+)
 
 
 def count_and_sum(
@@ -239,6 +247,16 @@ class PaymentRepository:
             .limit(limit)
         )
         return (await self.session.scalars(statement)).all()
+
+    async def mark_paid_by_new_event(
+        self, session_id: str, *, event_id: str, event_type: str
+    ) -> PaymentSummary | None:
+        """`record_event` and `mark_paid` in one round trip: the payment if the event was
+        new and this call marked it PAID; None if the event was seen before, or the payment
+        was already settled or is unknown (the event is recorded all the same)."""
+        parameters = {"paid_session_id": session_id, "event_id": event_id, "event_type": event_type}
+        row = (await self.session.execute(_MARK_PAID_BY_NEW_EVENT, parameters)).mappings().first()
+        return PaymentSummary(**row) if row else None
 
     async def record_event(self, event_id: str, event_type: str) -> bool:
         """Remember a webhook event; False if it was seen before."""

@@ -141,17 +141,23 @@ class PaymentService:
     async def handle_webhook(self, payload: bytes, signature: str | None) -> bool:
         """Apply a signed Stripe event once; True if it changed something."""
         event = self._verified_event(payload, signature)
+        checkout = _checkout_session_of(event) if event.type in CHECKOUT_EVENTS else None
         async with self.uow.write() as session:
             payments = PaymentRepository(session)
+            if (
+                checkout is not None
+                and event.type in PAID_EVENTS
+                and checkout.payment_status == "paid"
+            ):
+                # The most frequent event: recorded and applied in one round trip.
+                paid = await payments.mark_paid_by_new_event(
+                    checkout.id, event_id=event.id, event_type=event.type
+                )
+                return paid is not None and await _tell_paid(session, paid)
             if not await payments.record_event(event.id, event.type):
                 return False  # seen before: Stripe delivers at least once
-            if event.type not in CHECKOUT_EVENTS:
-                return False
-            checkout = _checkout_session_of(event)
-            if event.type == EXPIRED_EVENT:
+            if checkout is not None and event.type == EXPIRED_EVENT:
                 return await payments.mark_expired(checkout.id) is not None
-            if checkout.payment_status == "paid":
-                return await _fulfil(session, checkout.id)
         return False
 
     def _verified_event(self, payload: bytes, signature: str | None) -> StripeEvent:
@@ -358,8 +364,11 @@ class PaymentService:
 async def _fulfil(session: AsyncSession, session_id: str) -> bool:
     """Mark PAID and tell the staff, exactly once however many times Stripe confirms."""
     paid = await PaymentRepository(session).mark_paid(session_id)
-    if paid is None:
-        return False
+    return paid is not None and await _tell_paid(session, paid)
+
+
+async def _tell_paid(session: AsyncSession, paid: PaymentSummary) -> bool:
+    """A payment just marked PAID by card: the staff's message and the member's receipt."""
     await NotificationService(session).record("payment_paid", messages.payment_received(paid))
     await _record_receipt(session, paid, how="card (Stripe Checkout)")
     return True
