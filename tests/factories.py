@@ -683,10 +683,15 @@ def round_trips() -> Iterator[list[str]]:
 
 
 def _label(sql: str) -> str:
-    """`INSERT payments`, `UPDATE books`, `SELECT users FOR UPDATE`, `EXPLAIN` …"""
+    """`INSERT payments`, `UPDATE books`, `SELECT users FOR UPDATE`, `EXPLAIN` …; a
+    statement of several writes (WITH) names each: `INSERT stripe_events + UPDATE payments`."""
     verb = sql.split()[0].upper()
     if verb == "EXPLAIN":
         return verb
+    if verb == "WITH":
+        writes = re.findall(r"\b(INSERT INTO|UPDATE|DELETE FROM) (\w+)", sql)
+        assert writes, sql
+        return " + ".join(f"{what.split()[0]} {table}" for what, table in writes)
     if verb == "SELECT":
         return f"SELECT {_outer_table(sql)}" + (" FOR UPDATE" if "FOR UPDATE" in sql else "")
     table = re.search(r"^(?:INSERT INTO|UPDATE|DELETE FROM) (\w+)", sql)
@@ -695,7 +700,8 @@ def _label(sql: str) -> str:
 
 
 def _outer_table(select: str) -> str:
-    """The table the outer SELECT reads (not a subquery's), or the function it calls."""
+    """The table the outer SELECT reads (not a subquery's), the function it calls, or
+    `subqueries` when it reads nothing but its subqueries' answers."""
     depth = 0
     for token in re.finditer(r"\(|\)|\bFROM (\w+)", select):
         if token.group() == "(":
@@ -704,6 +710,8 @@ def _outer_table(select: str) -> str:
             depth -= 1
         elif depth == 0:
             return token.group(1)
+    if select.startswith("SELECT (SELECT"):
+        return "subqueries"
     function = re.match(r"SELECT (\w+)\(", select)
     assert function, select
     return function.group(1)

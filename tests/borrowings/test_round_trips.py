@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.factories import round_trips
+from tests.factories import day, round_trips
 
 
 async def test_borrow_round_trips(client, factory):
@@ -24,12 +24,11 @@ async def test_borrow_round_trips(client, factory):
         "SELECT books",  # the book and the member's standing; no transaction before Stripe
         "SELECT nextval",  # the payment's id, reserved by the checkout saga
         "BEGIN",
-        "SELECT users FOR UPDATE",  # the member's lock, then the book's, in one statement;
+        # the member's lock, then the book's, in one statement, which draws the loan's id;
+        "SELECT users FOR UPDATE",
         "SELECT books",  # then, seeing all they waited for, the standing and any READY hold
-        "UPDATE books",  # a copy taken
-        "INSERT borrowings",
-        "INSERT payments",
-        "INSERT notifications",
+        # the loan, its fee, a copy taken and the staff message, in one statement
+        "INSERT borrowings + INSERT payments + UPDATE books + INSERT notifications",
         "COMMIT",
     ]
 
@@ -46,9 +45,8 @@ async def test_borrow_round_trips(client, factory):
                 "SELECT borrowings FOR UPDATE",  # the borrowing and its book, locked
                 "SELECT payments",
                 "SELECT holds",  # the copy goes to the book's queue first, if anyone waits
-                "UPDATE books",
-                "UPDATE borrowings",
-                "INSERT notifications",
+                # returned, the copy back on the shelf and the staff message, in one statement
+                "UPDATE borrowings + UPDATE books + INSERT notifications",
                 "COMMIT",
             ],
             id="on-time",
@@ -64,10 +62,7 @@ async def test_borrow_round_trips(client, factory):
                 "SELECT borrowings FOR UPDATE",
                 "SELECT payments",
                 "SELECT holds",  # the copy goes to the book's queue first, if anyone waits
-                "UPDATE books",
-                "UPDATE borrowings",
-                "INSERT payments",
-                "INSERT notifications",
+                "UPDATE borrowings + UPDATE books + INSERT payments + INSERT notifications",
                 "INSERT member_notices",  # the member is told of the fine
                 "COMMIT",
             ],
@@ -98,3 +93,26 @@ async def test_reading_and_refused_borrowing_round_trips(client, factory):
         response = await factory.borrow(client, member, 10**6, days=2, on=0)
     assert response.status_code == 404
     assert sent == ["SELECT users", "SELECT books"]  # refused before any transaction
+
+
+async def test_extend_round_trips(client, factory):
+    """Due on day 4, extended to day 7 on day 2."""
+    member, borrowing = await factory.borrowed(client, inventory=3, daily_fee=Decimal("1.00"))
+    with round_trips() as sent:
+        response = await factory.extend(client, member, borrowing["id"], day(7), on=2)
+    assert response.status_code == 200, response.text
+    assert sent == [
+        "SELECT users",
+        "SELECT borrowings",  # the loan and its book, as the caller may see them
+        "SELECT subqueries",  # the member's standing, and whether others wait for the book
+        "SELECT nextval",  # the new payment's id, for Stripe
+        "BEGIN",
+        "SELECT users FOR UPDATE",  # an unpaid fine must be seen, or wait
+        "SELECT borrowings FOR UPDATE",
+        "SELECT payments",
+        "SELECT subqueries",  # the facts again, under the locks
+        # the new due date, its fee and the staff message, in one statement
+        "UPDATE borrowings + INSERT payments + INSERT notifications",
+        "INSERT member_notices",  # the member is sent the new payment's link
+        "COMMIT",
+    ]

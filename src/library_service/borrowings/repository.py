@@ -7,13 +7,27 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Label, bindparam, func, null, select
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Insert,
+    Integer,
+    Label,
+    Update,
+    bindparam,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from library_service.borrowings.rules import BorrowFacts, ExtensionFacts, Standing
 from library_service.borrowings.schemas import BorrowingFilters
-from library_service.core.db import AnyRow, AnySelect, Executor
+from library_service.core.db import AnyRow, AnySelect, Executor, Writes, written
 from library_service.core.pagination import (
     PageParams,
     capped_total,
@@ -93,19 +107,99 @@ def _ready_hold_column() -> Label[int | None]:
     )
 
 
-# The borrow and return writes' statements, built once (see core/db.py).
-_BORROW_FACTS = select(Book, *_standing_columns(), _ready_hold_column()).where(
-    Book.id == bindparam("book_id")
+# The borrow and return writes' statements, built once (see core/db.py). A loan's facts
+# are columns, and its book a plain object: the loan is written by one statement of its
+# own (`lend`), so its write phase keeps no objects for the session to flush.
+_BOOK_COLUMNS = tuple(column.name for column in table_of(Book).columns)
+_BORROW_FACTS = select(table_of(Book), *_standing_columns(), _ready_hold_column()).where(
+    _books.id == bindparam("book_id")
 )
 _LOCK_MEMBER = select(_users.id).where(_users.id == bindparam("user_id")).with_for_update()
 # PostgreSQL locks a statement's rows table by table in FROM order: the member's, then the
-# book's, the order every transaction takes them in.
-_LOCK_MEMBER_AND_BOOK = (
-    select(_users.id)
+# book's, the order every transaction takes them in. The new loan's id is drawn with them.
+_LOCK_FOR_LOAN = (
+    select(func.nextval(func.pg_get_serial_sequence("borrowings", "id")).label("loan_id"))
+    .select_from(table_of(User))
     .join(table_of(Book), _books.id == bindparam("book_id"))
     .where(_users.id == bindparam("user_id"))
     .with_for_update()
 )
+
+
+@cache
+def _return_statements(*, to_shelf: bool, fined: bool) -> tuple[CTE, ...]:
+    """A loan closed, its copy back on the shelf (unless a hold took it) and its fine."""
+    closed = (
+        update(table_of(Borrowing))
+        .where(_borrowings.id == bindparam("loan_id"))
+        .values(actual_return_date=bindparam("loan_returned"))
+    )
+    statements = [closed.cte("closed")]
+    if to_shelf:
+        statements.append(_shelf_update().cte("shelf"))
+    if fined:
+        statements.append(_payment_insert().cte("fine"))
+    return tuple(statements)
+
+
+@cache
+def _extend_statements() -> tuple[CTE, ...]:
+    """A loan's new due date, and the payment for the days added."""
+    extended = (
+        update(table_of(Borrowing))
+        .where(_borrowings.id == bindparam("loan_id"))
+        .values(expected_return_date=bindparam("loan_due"), extensions=bindparam("loan_extensions"))
+    )
+    return extended.cte("extended"), _payment_insert().cte("fee")
+
+
+def _shelf_update() -> Update:
+    return (
+        update(table_of(Book))
+        .where(_books.id == bindparam("loan_book_id"))
+        .values(inventory=bindparam("shelf_inventory"))
+    )
+
+
+def _payment_insert() -> Insert:
+    return insert(table_of(Payment)).values(
+        id=bindparam("fee_id"),
+        borrowing_id=bindparam("loan_id"),
+        type=bindparam("fee_type"),
+        status=bindparam("fee_status"),
+        money_to_pay=bindparam("fee_amount"),
+        session_id=bindparam("fee_session_id"),
+        session_url=bindparam("fee_session_url"),
+        session_expires_at=bindparam("fee_session_expires_at"),
+    )
+
+
+def _payment_parameters(payment: Payment) -> dict[str, Any]:
+    return {
+        "fee_id": payment.id,
+        "fee_type": payment.type,
+        "fee_status": payment.status,
+        "fee_amount": payment.money_to_pay,
+        "fee_session_id": payment.session_id,
+        "fee_session_url": payment.session_url,
+        "fee_session_expires_at": payment.session_expires_at,
+    }
+
+
+@cache
+def _lend_statements(*, from_shelf: bool) -> tuple[CTE, ...]:
+    """A loan, its fee and (unless its copy was put aside for a hold) the shelf count."""
+    loan = insert(table_of(Borrowing)).values(
+        id=bindparam("loan_id"),
+        borrow_date=bindparam("loan_start"),
+        expected_return_date=bindparam("loan_due"),
+        book_id=bindparam("loan_book_id"),
+        user_id=bindparam("loan_user_id"),
+    )
+    statements = [loan.cte("loan"), _payment_insert().cte("fee")]
+    if from_shelf:
+        statements.append(_shelf_update().cte("shelf"))
+    return tuple(statements)
 
 
 @cache
@@ -244,11 +338,13 @@ class BorrowingRepository:
         """
         await self.session.execute(_LOCK_MEMBER, {"user_id": user_id})
 
-    async def lock_member_and_book(self, user_id: int, book_id: int) -> None:
-        """Both rows, in one round trip; read the facts in a later statement (see
-        `lock_member`)."""
+    async def lock_for_loan(self, user_id: int, book_id: int) -> int | None:
+        """The member's and the book's rows locked, in one round trip, and the id the new
+        loan will have (None: no such member or book). Read the facts in a later statement
+        (see `lock_member`)."""
         parameters = {"user_id": user_id, "book_id": book_id}
-        await self.session.execute(_LOCK_MEMBER_AND_BOOK, parameters)
+        loan_id: int | None = (await self.session.execute(_LOCK_FOR_LOAN, parameters)).scalar()
+        return loan_id
 
     async def member_brief(self, user_id: int) -> tuple[str, bool] | None:
         """The account's email and whether it is active; None if there is no such account."""
@@ -263,7 +359,8 @@ class BorrowingRepository:
         row = (await self.session.execute(_BORROW_FACTS, parameters)).first()
         if row is None:
             return None
-        return BorrowFacts(book=row.Book, standing=_standing(row), ready_hold_id=row.ready_hold_id)
+        book = Book(**{name: getattr(row, name) for name in _BOOK_COLUMNS})
+        return BorrowFacts(book=book, standing=_standing(row), ready_hold_id=row.ready_hold_id)
 
     async def standing(self, user_id: int) -> Standing:
         row = (await self.session.execute(select(*_standing_columns()), {"user_id": user_id})).one()
@@ -285,7 +382,54 @@ class BorrowingRepository:
         row = (await self.session.execute(statement, {"user_id": borrowing.user_id})).one()
         return ExtensionFacts(standing=_standing(row), others_waiting=row.others_waiting)
 
-    async def add(self, borrowing: Borrowing) -> Borrowing:
-        self.session.add(borrowing)
-        await self.session.flush()
-        return borrowing
+    @staticmethod
+    def lend(borrowing: Borrowing, fee: Payment, *, from_shelf: bool) -> Writes:
+        """The writes of a new loan (`borrowing`, with its `book`), for the statement that
+        records its staff message: the loan, its first payment `fee` and, `from_shelf`, the
+        book's shelf count as `borrowing.book` now has it."""
+        parameters = {
+            "loan_id": borrowing.id,
+            "loan_start": borrowing.borrow_date,
+            "loan_due": borrowing.expected_return_date,
+            "loan_book_id": borrowing.book_id,
+            "loan_user_id": borrowing.user_id,
+            "shelf_inventory": borrowing.book.inventory,
+            **_payment_parameters(fee),
+        }
+        return Writes(_lend_statements(from_shelf=from_shelf), parameters)
+
+    @staticmethod
+    def extend(borrowing: Borrowing, fee: Payment) -> Writes:
+        """The writes of an extension, for the statement that records its staff message:
+        the locked `borrowing`'s due date and extensions as it now has them, and the `fee`
+        for the added days (the session is told, as in `close`)."""
+        parameters = {
+            "loan_id": borrowing.id,
+            "loan_due": borrowing.expected_return_date,
+            "loan_extensions": borrowing.extensions,
+            **_payment_parameters(fee),
+        }
+        written(borrowing, "expected_return_date")
+        written(borrowing, "extensions")
+        set_committed_value(borrowing, "payments", [*borrowing.payments, fee])
+        return Writes(_extend_statements(), parameters)
+
+    @staticmethod
+    def close(borrowing: Borrowing, fine: Payment | None, *, to_shelf: bool) -> Writes:
+        """The writes of a return, for the statement that records its staff message: the
+        locked `borrowing`'s return date, its book's shelf count (`to_shelf`: the copy went
+        back on it) and its `fine`, as the objects now have them. The session is told
+        these are written, so its flush leaves them alone (the holds that took the copy,
+        if any, it flushes as usual)."""
+        parameters = {
+            "loan_id": borrowing.id,
+            "loan_returned": borrowing.actual_return_date,
+            "loan_book_id": borrowing.book_id,
+            "shelf_inventory": borrowing.book.inventory,
+            **(_payment_parameters(fine) if fine is not None else {}),
+        }
+        written(borrowing, "actual_return_date")
+        written(borrowing.book, "inventory")
+        if fine is not None:
+            set_committed_value(borrowing, "payments", [*borrowing.payments, fine])
+        return Writes(_return_statements(to_shelf=to_shelf, fined=fine is not None), parameters)

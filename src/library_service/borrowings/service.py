@@ -107,31 +107,41 @@ class BorrowingService:
         async with self.checkout.open(charge) as (session, opened):
             borrowings = BorrowingRepository(session)
             # Lock order everywhere: member, then borrowing, then book, then holds.
-            await borrowings.lock_member_and_book(borrower_id, data.book)
+            loan_id = await borrowings.lock_for_loan(borrower_id, data.book)
             if at_desk:  # deactivated meanwhile?
                 brief = await borrowings.member_brief(borrower_id)
                 rules.check_member_active(brief is not None and brief[1])
             facts = await borrowings.borrow_facts(data.book, borrower_id)
-            if facts is None:  # deleted meanwhile
+            if facts is None or loan_id is None:  # deleted meanwhile
                 raise BookNotFoundError
             rules.check_can_borrow(facts, self.settings)
             book = facts.book
             rules.check_fee_unchanged(book, quoted=quoted_fee)
-            if facts.ready_hold_id is None:
-                copies.take_from_shelf(book)  # a held copy is already off the shelf
-            borrowing = await borrowings.add(
-                Borrowing(
-                    borrow_date=today,
-                    expected_return_date=data.expected_return_date,
-                    book=book,
-                    user_id=borrower_id,
-                    payments=[opened.new_payment()],
-                )
+            from_shelf = facts.ready_hold_id is None  # a held copy is already off the shelf
+            if from_shelf:
+                copies.take_from_shelf(book)
+            fee = opened.new_payment()
+            fee.borrowing_id = loan_id
+            borrowing = Borrowing(
+                id=loan_id,
+                borrow_date=today,
+                expected_return_date=data.expected_return_date,
+                actual_return_date=None,
+                extensions=0,
+                book_id=book.id,
+                book=book,
+                user_id=borrower_id,
+                payments=[fee],
+            )
+            text = messages.borrowing_created(borrowing, book, borrower_email, fee=charge.amount)
+            # The loan, its fee, the shelf count and the staff message: one statement.
+            await NotificationService(session).record(
+                "borrowing_created",
+                text,
+                along_with=borrowings.lend(borrowing, fee, from_shelf=from_shelf),
             )
             if facts.ready_hold_id is not None:
                 await copies.take_held_copy(session, facts.ready_hold_id, borrowing)
-            text = messages.borrowing_created(borrowing, book, borrower_email, fee=charge.amount)
-            await NotificationService(session).record("borrowing_created", text)
             if user.is_staff:
                 await AuditTrail(session).record(
                     user.id,
@@ -180,8 +190,15 @@ class BorrowingService:
             rules.check_extension_quote(borrowing, quote)
             borrowing.expected_return_date = quote.until
             borrowing.extensions += 1
-            borrowing.payments.append(opened.new_payment())
-            await session.flush()
+            fee = opened.new_payment()
+            fee.borrowing_id = borrowing.id
+            text = messages.borrowing_extended(
+                borrowing, borrowing.book, borrower.email, previous_due=quote.due, fee=charge.amount
+            )
+            # The new due date, its fee and the staff message: one statement.
+            await NotificationService(session).record(
+                "borrowing_extended", text, along_with=borrowings.extend(borrowing, fee)
+            )
             if user.is_staff:
                 await AuditTrail(session).record(
                     user.id,
@@ -192,10 +209,6 @@ class BorrowingService:
                         "fee": [None, str(charge.amount)],
                     },
                 )
-            text = messages.borrowing_extended(
-                borrowing, borrowing.book, borrower.email, previous_due=quote.due, fee=charge.amount
-            )
-            await NotificationService(session).record("borrowing_extended", text)
             draft = notices.extension(
                 payment_id=opened.payment_id,
                 title=borrowing.book.title,
@@ -254,14 +267,22 @@ class BorrowingService:
         borrowing = await self._locked(borrowings, borrowing_id)
         rules.check_can_return(borrowing)  # a concurrent return may have got here first
         borrowing.actual_return_date = rules.return_date(borrowing, today=today)
-        await copies.release_copies(session, borrowing.book, today=today, settings=self.settings)
+        given = await copies.release_copies(
+            session, borrowing.book, today=today, settings=self.settings
+        )
+        payment = None
         if fine is not None:
-            borrowing.payments.append(fine.new_payment())
-        await session.flush()
+            payment = fine.new_payment()
+            payment.borrowing_id = borrowing.id
         text = messages.borrowing_returned(
             borrowing, borrowing.book, borrower.email, fine=fine.charge.amount if fine else None
         )
-        await NotificationService(session).record("borrowing_returned", text)
+        # The return, the shelf count, the fine and the staff message: one statement.
+        await NotificationService(session).record(
+            "borrowing_returned",
+            text,
+            along_with=borrowings.close(borrowing, payment, to_shelf=not given),
+        )
         if fine is not None:
             draft = notices.fine(
                 payment_id=fine.payment_id,

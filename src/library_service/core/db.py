@@ -31,11 +31,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
 
-from sqlalchemy import Row, Select, event
+from sqlalchemy import CTE, Insert, Row, Select, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -45,6 +46,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm.attributes import set_committed_value
 
 from library_service.core.config import Settings
 from library_service.core.jobs import enqueue_deferred_jobs
@@ -60,6 +62,33 @@ AnySelect = Select[*tuple[Any, ...]]
 # What statements run on: a session, or a bare connection for the hottest reads that load
 # no objects (`UnitOfWork.read_rows()`).
 Executor = AsyncSession | AsyncConnection
+
+
+@dataclass(frozen=True, slots=True)
+class Writes:
+    """Statements that ride along with another as its WITH clauses (built once each, bound
+    to `parameters`): PostgreSQL runs each exactly once, all in one round trip, and checks
+    foreign keys when the whole statement ends, so a row and a row that points at it can
+    be written together. Each statement's values come from its own bind parameter names."""
+
+    ctes: tuple[CTE, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def written(obj: object, attribute: str) -> None:
+    """`obj.attribute` as it is now has been written by a statement of our own (`Writes`):
+    the session takes it as loaded, and its flush leaves it alone."""
+    set_committed_value(obj, attribute, getattr(obj, attribute))
+
+
+_Insert = TypeVar("_Insert", bound=Insert)
+
+
+@cache
+def with_writes(statement: _Insert, ctes: tuple[CTE, ...]) -> _Insert:
+    """`statement` with `ctes` written in front of it, built once per combination (a
+    statement built afresh costs its cache key on every run, see above)."""
+    return statement.add_cte(*ctes)
 
 
 def as_dicts(rows: Sequence[AnyRow]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.core.audit import AuditAction, AuditTarget, AuditTrail, Target
-from library_service.core.db import UnitOfWork
+from library_service.core.db import UnitOfWork, Writes, with_writes
 from library_service.core.jobs import defer_job
 from library_service.core.pagination import PageParams
 from library_service.models import MemberNotice, NoticeStatus, Notification, table_of
@@ -37,10 +37,15 @@ class NotificationService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def record(self, kind: str, text: str) -> int:
-        """Write a staff message in the caller's transaction; it is queued once that commits."""
-        parameters = {"kind": kind, "text": text}
-        notification_id: int = (await self.session.execute(_INSERT, parameters)).scalar_one()
+    async def record(self, kind: str, text: str, *, along_with: Writes | None = None) -> int:
+        """Write a staff message in the caller's transaction; it is queued once that commits.
+        `along_with`: the caller's own writes, which the message reports, sent in the same
+        statement (one round trip for the change and its message)."""
+        statement, parameters = _INSERT, {"kind": kind, "text": text}
+        if along_with is not None:
+            statement = with_writes(_INSERT, along_with.ctes)
+            parameters |= along_with.parameters
+        notification_id: int = (await self.session.execute(statement, parameters)).scalar_one()
         self._deliver_after_commit(notification_id)
         return notification_id
 
