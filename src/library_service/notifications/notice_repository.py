@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from library_service.core.clock import now
 from library_service.core.db import AnyRow
@@ -17,6 +19,30 @@ from library_service.models import MemberNotice, NoticeStatus, table_of
 from library_service.notifications import outbox
 
 PENDING = NoticeStatus.PENDING.value
+
+
+_notices = table_of(MemberNotice)
+Rows = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+def _insert(values: Rows) -> ReturningInsert[tuple[int, str]]:
+    """Notices not already recorded under their dedupe_key; (id, status) of each written."""
+    return (
+        pg_insert(_notices)
+        .values(values)
+        .on_conflict_do_nothing(
+            index_elements=[_notices.c.dedupe_key],
+            index_where=_notices.c.dedupe_key.is_not(None),
+        )
+        .returning(_notices.c.id, _notices.c.status)
+    )
+
+
+@cache
+def _insert_one(columns: tuple[str, ...]) -> ReturningInsert[tuple[int, str]]:
+    """One notice (a payment's receipt, a fine: the frequent case), its statement built
+    once (see core/db.py)."""
+    return _insert({column: bindparam(column) for column in columns})
 
 
 class NoticeRepository:
@@ -28,17 +54,11 @@ class NoticeRepository:
         status) of each row written."""
         if not rows:
             return []
-        notices = table_of(MemberNotice)
-        statement = (
-            pg_insert(notices)
-            .values(list(rows))
-            .on_conflict_do_nothing(
-                index_elements=[notices.c.dedupe_key],
-                index_where=notices.c.dedupe_key.is_not(None),
-            )
-            .returning(notices.c.id, notices.c.status)
-        )
-        return [(row.id, row.status) for row in await self.session.execute(statement)]
+        if len(rows) == 1:
+            result = await self.session.execute(_insert_one(tuple(rows[0])), rows[0])
+        else:
+            result = await self.session.execute(_insert(list(rows)))
+        return [(row.id, row.status) for row in result]
 
     async def list(
         self, user_id: int, *, unread: bool, page: PageParams

@@ -51,23 +51,25 @@ class OpenSession:
     session_id: str
 
 
+# On the tables: the statements that return a summary load no objects (core/db.py).
+_p, _u, _b, _l = (table_of(model).c for model in (Payment, User, Book, Borrowing))
 _SUMMARY_COLUMNS = (
-    Payment.id,
-    Payment.type,
-    Payment.money_to_pay,
-    Payment.borrowing_id,
-    User.id.label("user_id"),
-    User.email,
-    Book.title,
-    Book.author,
-    Payment.paid_at,
-    Borrowing.book_id,
-    Payment.method,
+    _p.id,
+    _p.type,
+    _p.money_to_pay,
+    _p.borrowing_id,
+    _u.id.label("user_id"),
+    _u.email,
+    _b.title,
+    _b.author,
+    _p.paid_at,
+    _l.book_id,
+    _p.method,
 )
 _SUMMARY_JOIN = (
-    Borrowing.id == Payment.borrowing_id,
-    User.id == Borrowing.user_id,
-    Book.id == Borrowing.book_id,
+    _l.id == _p.borrowing_id,
+    _u.id == _l.user_id,
+    _b.id == _l.book_id,
 )
 
 # Built once: every borrowing reserves an id, every payment is confirmed (see core/db.py).
@@ -80,22 +82,16 @@ _RECORD_EVENT = (
     .returning(_events.c.id)
 )
 _MARK_PAID = (
-    update(Payment)
-    .where(
-        Payment.session_id == bindparam("paid_session_id"), rules.unpaid_clause(), *_SUMMARY_JOIN
-    )
+    update(table_of(Payment))
+    .where(_p.session_id == bindparam("paid_session_id"), rules.unpaid_clause(), *_SUMMARY_JOIN)
     .values(status=PaymentStatus.PAID.value, method=PaymentMethod.CARD.value, paid_at=func.now())
     .returning(*_SUMMARY_COLUMNS)
-    .execution_options(synchronize_session=False)
 )
 # A payment event, recorded and applied in one statement: the payment is marked only if the
 # event was new (its row written by the WITH), so an event seen before changes nothing.
 _new_event = _RECORD_EVENT.cte("new_event")
-_MARK_PAID_BY_NEW_EVENT = (
-    _MARK_PAID.add_cte(_new_event)
-    .where(select(_new_event.c.id).exists())
-    .execution_options(synchronize_session=False)
-)
+_MARK_PAID_BY_NEW_EVENT = _MARK_PAID.add_cte(_new_event).where(select(_new_event.c.id).exists())
+_BY_SESSION_ID = select(Payment).where(Payment.session_id == bindparam("session_id"))
 
 
 def count_and_sum(
@@ -139,8 +135,8 @@ class PaymentRepository:
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def get_by_session_id(self, session_id: str) -> Payment | None:
-        statement = select(Payment).where(Payment.session_id == session_id)
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        parameters = {"session_id": session_id}
+        return (await self.session.execute(_BY_SESSION_ID, parameters)).scalar_one_or_none()
 
     async def list(
         self, filters: PaymentFilters, page: PageParams, *, estimate_ttl: float = 0

@@ -6,10 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, literal, or_, select
 
 from library_service.core.audit import AuditAction
-from library_service.models import AuditEntry, Payment, PaymentMethod, PaymentStatus, PaymentType
+from library_service.models import (
+    AuditEntry,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    PaymentType,
+    table_of,
+)
 from library_service.payments.errors import (
     InvalidWaiverReasonError,
     PaymentAlreadyPaidError,
@@ -18,6 +25,11 @@ from library_service.payments.errors import (
 
 # Owed: neither PAID nor WAIVED.
 UNPAID_STATUSES = (PaymentStatus.PENDING.value, PaymentStatus.EXPIRED.value)
+# The statuses as SQL takes them: against the table's column, so that a statement built on
+# the tables stays plain Core (core/db.py), and as one parameter each, which SQLAlchemy
+# renders once, where an IN of a Python list is rendered again on every run.
+_status = table_of(Payment).c.status
+_UNPAID = [literal(status) for status in UNPAID_STATUSES]
 MAX_WAIVER_REASON = 500
 
 
@@ -39,7 +51,7 @@ def is_unpaid_fine(payment: PaymentFacts) -> bool:
 
 
 def unpaid_fine_clause() -> ColumnElement[bool]:
-    return and_(Payment.type == PaymentType.FINE.value, Payment.status.in_(UNPAID_STATUSES))
+    return and_(table_of(Payment).c.type == PaymentType.FINE.value, _status.in_(_UNPAID))
 
 
 def can_renew(payment: PaymentFacts, *, now: datetime) -> bool:
@@ -72,7 +84,7 @@ def is_unpaid(payment: PaymentFacts) -> bool:
 
 
 def unpaid_clause() -> ColumnElement[bool]:
-    return Payment.status.in_(UNPAID_STATUSES)
+    return _status.in_(_UNPAID)
 
 
 def collected_clause(
