@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 # rewrite the 18,000 lines of tests again, about 4 s each, and every server the suite starts
 # compile the project again.
 unexport PYTHONDONTWRITEBYTECODE
-.PHONY: help install run test lint format fuzz bench profile bench-large clean
+.PHONY: help install run test lint format fuzz bench profile bench-large bench-statements clean
 
 help:
 	@echo "make run    - serve the API and worker (embedded PostgreSQL/Redis/Stripe sandbox by default)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench  - load benchmark, prints the results table"
 	@echo "make profile - the bench's reads and cycle with py-spy profiles of the API and worker"
 	@echo "make bench-large - every list, search, write and sweep on a small and a 2M-loan library"
+	@echo "make bench-statements - the API's CPU per database statement, layer by layer"
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +79,9 @@ profile: install
 
 bench-large: install
 	$(BIN)/python bench/large.py
+
+bench-statements: install
+	$(BIN)/python bench/statements.py
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache
