@@ -120,8 +120,7 @@ class BorrowingService:
             from_shelf = facts.ready_hold_id is None  # a held copy is already off the shelf
             if from_shelf:
                 copies.take_from_shelf(book)
-            fee = opened.new_payment()
-            fee.borrowing_id = loan_id
+            fee = opened.new_payment(borrowing_id=loan_id)
             borrowing = Borrowing(
                 id=loan_id,
                 borrow_date=today,
@@ -190,8 +189,7 @@ class BorrowingService:
             rules.check_extension_quote(borrowing, quote)
             borrowing.expected_return_date = quote.until
             borrowing.extensions += 1
-            fee = opened.new_payment()
-            fee.borrowing_id = borrowing.id
+            fee = opened.new_payment(borrowing_id=borrowing.id)
             text = messages.borrowing_extended(
                 borrowing, borrowing.book, borrower.email, previous_due=quote.due, fee=charge.amount
             )
@@ -270,10 +268,7 @@ class BorrowingService:
         given = await copies.release_copies(
             session, borrowing.book, today=today, settings=self.settings
         )
-        payment = None
-        if fine is not None:
-            payment = fine.new_payment()
-            payment.borrowing_id = borrowing.id
+        payment = fine.new_payment(borrowing_id=borrowing.id) if fine is not None else None
         text = messages.borrowing_returned(
             borrowing, borrowing.book, borrower.email, fine=fine.charge.amount if fine else None
         )

@@ -25,13 +25,18 @@ steps.
 Measured through a session: an INSERT … RETURNING 330 → 130 µs of CPU, a SELECT of three
 columns 182 → 124 µs. A statement that loads objects, or changes objects the session holds,
 stays ORM.
+
+Each statement costs the API about 150 µs of CPU through SQLAlchemy, whatever it does
+(`make bench-statements`), so the hottest writes send their rows in one statement: the
+rows ride along with the staff message that reports them, as data-modifying WITH clauses
+(`Writes`), where the session's flush would send one statement per table.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
@@ -71,8 +76,8 @@ class Writes:
     foreign keys when the whole statement ends, so a row and a row that points at it can
     be written together. Each statement's values come from its own bind parameter names."""
 
-    ctes: tuple[CTE, ...] = ()
-    parameters: dict[str, Any] = field(default_factory=dict)
+    ctes: tuple[CTE, ...]
+    parameters: dict[str, Any]
 
 
 def written(obj: object, attribute: str) -> None:

@@ -75,10 +75,12 @@ class OpenedCheckout:
     charge: Charge
     session: CheckoutSession | None
 
-    def new_payment(self) -> Payment:
-        """The PENDING payment row that records this charge."""
+    def new_payment(self, borrowing_id: int | None = None) -> Payment:
+        """The PENDING payment row that records this charge (for `borrowing_id`, when the
+        caller writes the row itself instead of adding it to a borrowing's payments)."""
         return Payment(
             id=self.payment_id,
+            borrowing_id=borrowing_id,
             type=self.charge.type.value,
             status=PaymentStatus.PENDING.value,
             money_to_pay=self.charge.amount,
