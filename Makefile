@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 # rewrite the 18,000 lines of tests again, about 4 s each, and every server the suite starts
 # compile the project again.
 unexport PYTHONDONTWRITEBYTECODE
-.PHONY: help install run test lint format fuzz bench profile bench-large bench-statements clean
+.PHONY: help install run test lint format fuzz bench profile bench-large bench-statements bench-worker clean
 
 help:
 	@echo "make run    - serve the API and worker (embedded PostgreSQL/Redis/Stripe sandbox by default)"
@@ -22,6 +22,7 @@ help:
 	@echo "make profile - the bench's reads and cycle with py-spy profiles of the API and worker"
 	@echo "make bench-large - every list, search, write and sweep on a small and a 2M-loan library"
 	@echo "make bench-statements - the API's CPU per database statement, layer by layer"
+	@echo "make bench-worker - the worker's CPU per staff message, with nothing else running"
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +83,9 @@ bench-large: install
 
 bench-statements: install
 	$(BIN)/python bench/statements.py
+
+bench-worker: install
+	$(BIN)/python bench/worker.py
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

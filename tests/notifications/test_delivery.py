@@ -20,8 +20,9 @@ from library_service.core.queue import connect_queue, redis_settings
 from library_service.dev.embedded import EmbeddedRedis
 from library_service.models import Notification
 from library_service.notifications.tasks import deliver_notification, relay_notifications
-from library_service.notifications.telegram import TelegramClient
+from library_service.notifications.telegram import TelegramClient, environment_proxy
 from library_service.worker import worker_settings
+from tests.conftest import TELEGRAM_BASE
 from tests.factories import on_day, pay, the_payment
 from tests.servers import data_folder
 
@@ -196,6 +197,36 @@ async def test_a_job_run_twice_sends_once(ctx, factory, telegram):
     assert await deliver_notification(ctx, message.id) == "sent"
     assert await deliver_notification(ctx, message.id) == "not pending"
     assert sent_texts(telegram) == ["once"]
+
+
+async def test_a_message_is_one_post_to_the_bots_send_message(ctx, factory, telegram, settings):
+    message = await factory.notification("Line one\nLine two: ünïcode")
+    assert await deliver_notification(ctx, message.id) == "sent"
+    request = telegram.calls.last.request
+    assert request.method == "POST"
+    assert request.url == f"{TELEGRAM_BASE}/bot{settings.TELEGRAM_BOT_TOKEN}/sendMessage"
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.content) == {
+        "chat_id": settings.TELEGRAM_CHAT_ID,
+        "text": "Line one\nLine two: ünïcode",
+        "disable_web_page_preview": True,
+    }
+
+
+def test_telegram_is_reached_through_the_proxy_the_environment_names(monkeypatch):
+    """As an httpx client would: HTTPS_PROXY (or ALL_PROXY), unless NO_PROXY names the host."""
+    url = httpx.URL("https://api.telegram.org/bot1:token/sendMessage")
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+    assert environment_proxy(url) is None
+    monkeypatch.setenv("ALL_PROXY", "http://all.internal:3128")
+    assert environment_proxy(url) == "http://all.internal:3128"
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress.internal:3128")
+    assert environment_proxy(url) == "http://egress.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "localhost,telegram.org")
+    assert environment_proxy(url) is None
+    assert environment_proxy(httpx.URL("https://api.telegram.org.example.com/")) is not None
 
 
 async def test_a_message_held_by_another_sender_is_not_sent_twice(ctx, factory, telegram, db):
