@@ -110,6 +110,25 @@ class NoticeRepository:
         return (await self.session.scalars(outbox.due_for_relay(MemberNotice, limit=limit))).all()
 
 
+# A sender's two statements, built once (outbox.py).
+_CLAIM = outbox.claim(
+    MemberNotice,
+    MemberNotice.id,
+    MemberNotice.kind,
+    MemberNotice.subject,
+    MemberNotice.body,
+    MemberNotice.facts,
+    MemberNotice.link_path,
+    MemberNotice.frontend_path,
+    MemberNotice.link_label,
+    MemberNotice.secret,
+    MemberNotice.to_address,
+    MemberNotice.attempts,
+)
+# The link's token is out: nothing here can make it again.
+_MARK_SENT = outbox.mark_sent(MemberNotice, secret=None)
+
+
 class NoticeDeliveryRepository:
     """Sending one notice's e-mail: claim it under a lease, then settle it; each step one
     statement on an autocommit connection."""
@@ -120,44 +139,11 @@ class NoticeDeliveryRepository:
     async def claim(
         self, notice_id: int, *, lease: timedelta, give_up_after: timedelta
     ) -> AnyRow | None:
-        statement = (
-            update(MemberNotice)
-            .where(
-                MemberNotice.id == notice_id,
-                MemberNotice.status == PENDING,
-                outbox.unleased(MemberNotice),
-            )
-            .values(locked_until=func.now() + lease)
-            .returning(
-                MemberNotice.id,
-                MemberNotice.kind,
-                MemberNotice.subject,
-                MemberNotice.body,
-                MemberNotice.facts,
-                MemberNotice.link_path,
-                MemberNotice.frontend_path,
-                MemberNotice.link_label,
-                MemberNotice.secret,
-                MemberNotice.to_address,
-                MemberNotice.attempts,
-                (MemberNotice.created_at + give_up_after <= func.now()).label("out_of_time"),
-            )
-        )
-        return (await self.connection.execute(statement)).first()
+        parameters = {"row_id": notice_id, "lease": lease, "give_up_after": give_up_after}
+        return (await self.connection.execute(_CLAIM, parameters)).first()
 
     async def mark_sent(self, notice_id: int) -> None:
-        await self.connection.execute(
-            update(MemberNotice)
-            .where(MemberNotice.id == notice_id)
-            .values(
-                status=NoticeStatus.SENT.value,
-                attempts=MemberNotice.attempts + 1,
-                sent_at=func.now(),
-                locked_until=None,
-                last_error=None,
-                secret=None,  # the link's token is out: nothing here can make it again
-            )
-        )
+        await self.connection.execute(_MARK_SENT, {"row_id": notice_id})
 
     async def mark_not_emailed(self, notice_id: int, reason: str) -> None:
         """SKIPPED, with the reason: no e-mail went out (the notice stays in the app)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, func, or_, select, update
+from sqlalchemy import ColumnElement, Interval, Select, Update, bindparam, func, or_, select, update
 
 from library_service.models import MemberNotice, Notification, NotificationStatus
 
@@ -18,12 +18,47 @@ from library_service.models import MemberNotice, Notification, NotificationStatu
 Outbox = type[Notification] | type[MemberNotice]
 
 PENDING = NotificationStatus.PENDING.value
+SENT = NotificationStatus.SENT.value
 FAILED = NotificationStatus.FAILED.value
 
 
 def unleased(table: Outbox) -> ColumnElement[bool]:
     """No sender holds the row: never leased, or its lease has run out."""
     return or_(table.locked_until.is_(None), table.locked_until < func.now())
+
+
+# A sender's two statements per row, claim and mark_sent, are built once per table with bind
+# parameters (`row_id`, `lease`, `give_up_after`), as the API's hot statements are
+# (core/db.py): the worker sends each message and notice with them, beside the API.
+
+
+def claim(table: Outbox, *columns: Any) -> Update:
+    """Take the PENDING row `row_id` for sending under a lease of `lease`, unless a sender
+    holds it; returns `columns` and whether the row is past the time to give up on it
+    (`out_of_time`: older than `give_up_after`)."""
+    give_up_after = bindparam("give_up_after", type_=Interval)
+    return (
+        update(table)
+        .where(table.id == bindparam("row_id"), table.status == PENDING, unleased(table))
+        .values(locked_until=func.now() + bindparam("lease", type_=Interval))
+        .returning(*columns, (table.created_at + give_up_after <= func.now()).label("out_of_time"))
+    )
+
+
+def mark_sent(table: Outbox, **values: Any) -> Update:
+    """The row `row_id` SENT, its lease given back, and `values` besides."""
+    return (
+        update(table)
+        .where(table.id == bindparam("row_id"))
+        .values(
+            status=SENT,
+            attempts=table.attempts + 1,
+            sent_at=func.now(),
+            locked_until=None,
+            last_error=None,
+            **values,
+        )
+    )
 
 
 def due_for_relay(table: Outbox, *, limit: int) -> Select[int]:

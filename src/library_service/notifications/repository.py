@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from sqlalchemy import Interval, bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -18,37 +18,10 @@ from library_service.notifications import outbox
 PENDING = NotificationStatus.PENDING.value
 
 
-# Built once: the worker sends three messages per borrowing cycle and shares the machine with
-# the API, so its two statements per message are built as the API's hot paths are (core/db.py).
-# Measured: 0.74 ms of CPU per message, against 1.24 ms for the same statements built inline.
-_CLAIM = (
-    update(Notification)
-    .where(
-        Notification.id == bindparam("notification_id"),
-        Notification.status == PENDING,
-        outbox.unleased(Notification),
-    )
-    .values(locked_until=func.now() + bindparam("lease", type_=Interval))
-    .returning(
-        Notification.id,
-        Notification.text,
-        Notification.attempts,
-        (Notification.created_at + bindparam("give_up_after", type_=Interval) <= func.now()).label(
-            "out_of_time"
-        ),
-    )
-)
-_MARK_SENT = (
-    update(Notification)
-    .where(Notification.id == bindparam("notification_id"))
-    .values(
-        status=NotificationStatus.SENT.value,
-        attempts=Notification.attempts + 1,
-        sent_at=func.now(),
-        locked_until=None,
-        last_error=None,
-    )
-)
+# Built once (outbox.py): measured, 0.74 ms of the worker's CPU per message with these built
+# once, against 1.24 ms for the same statements built inline.
+_CLAIM = outbox.claim(Notification, Notification.id, Notification.text, Notification.attempts)
+_MARK_SENT = outbox.mark_sent(Notification)
 
 
 class DeliveryRepository:
@@ -65,15 +38,11 @@ class DeliveryRepository:
     ) -> AnyRow | None:
         """Take a pending message for sending, unless another sender holds it; the row says
         whether the message is past the time to give up on it (`out_of_time`)."""
-        parameters = {
-            "notification_id": notification_id,
-            "lease": lease,
-            "give_up_after": give_up_after,
-        }
+        parameters = {"row_id": notification_id, "lease": lease, "give_up_after": give_up_after}
         return (await self.connection.execute(_CLAIM, parameters)).first()
 
     async def mark_sent(self, notification_id: int) -> None:
-        await self.connection.execute(_MARK_SENT, {"notification_id": notification_id})
+        await self.connection.execute(_MARK_SENT, {"row_id": notification_id})
 
     async def schedule_retry(
         self, notification_id: int, *, delay: timedelta, error: str, counted: bool
