@@ -124,17 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         say(f"starting the sandbox Stripe (:{sandbox_port}), API (:{api_port}), worker ...")
         sandbox = stack.start_sandbox(services, sandbox_port, api_port, environment)
-        sinks = stack.start_script(
-            services,
-            "sinks",
-            "sinks_server.py",
-            [f"--telegram-port={telegram_port}", f"--smtp-port={smtp_port}"],
-            environment,
-        )
+        sinks = stack.start_sinks(services, telegram_port, smtp_port, environment)
         # Stopped in reverse: the API first, then the worker, the sinks, the sandbox, Redis.
-        worker = stack.start_service(
-            services, "worker", [str(stack.BIN / "library-service"), "worker"], environment
-        )
+        worker = stack.start_worker(services, environment)
         api = stack.start_service(
             services,
             "api",

@@ -199,6 +199,19 @@ def start_sandbox(
     return start_script(stack, "sandbox", "sandbox_server.py", args, environment)
 
 
+def start_sinks(
+    stack: ExitStack, telegram_port: int, smtp_port: int, environment: dict[str, str]
+) -> Service:
+    """Telegram and the SMTP server the worker delivers to (bench/sinks_server.py)."""
+    args = [f"--telegram-port={telegram_port}", f"--smtp-port={smtp_port}"]
+    return start_script(stack, "sinks", "sinks_server.py", args, environment)
+
+
+def start_worker(stack: ExitStack, environment: dict[str, str]) -> Service:
+    """The arq worker, as production runs it."""
+    return start_service(stack, "worker", [str(BIN / "library-service"), "worker"], environment)
+
+
 def wait_http(service: Service, url: str, *, timeout: float = 60, any_status: bool = False) -> None:
     """Until `url` answers 200 (any answer with `any_status`), the service dies or time is up."""
     deadline = time.monotonic() + timeout

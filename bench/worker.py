@@ -112,16 +112,8 @@ def main() -> None:
             telegram_port=telegram_port,
             smtp_port=smtp_port,
         )
-        sinks = stack.start_script(
-            services,
-            "sinks",
-            "sinks_server.py",
-            [f"--telegram-port={telegram_port}", f"--smtp-port={smtp_port}"],
-            environment,
-        )
-        worker = stack.start_service(
-            services, "worker", [str(stack.BIN / "library-service"), "worker"], environment
-        )
+        sinks = stack.start_sinks(services, telegram_port, smtp_port, environment)
+        worker = stack.start_worker(services, environment)
         stack.wait_http(sinks, f"http://127.0.0.1:{telegram_port}/", any_status=True)
         time.sleep(3)  # the worker's start-up (imports, connections) is not a delivery's cost
         worker.check_alive()
