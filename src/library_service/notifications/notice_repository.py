@@ -18,9 +18,6 @@ from library_service.core.pagination import PageParams, fetch_page
 from library_service.models import MemberNotice, NoticeStatus, table_of
 from library_service.notifications import outbox
 
-PENDING = NoticeStatus.PENDING.value
-
-
 _notices = table_of(MemberNotice)
 Rows = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 

@@ -8,15 +8,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from library_service.core.db import AnyRow
-from library_service.models import (
-    Notification,
-    NotificationStatus,
-    OverdueReport,
-)
+from library_service.models import Notification, OverdueReport
 from library_service.notifications import outbox
-
-PENDING = NotificationStatus.PENDING.value
-
 
 # Built once (outbox.py): measured, 0.74 ms of the worker's CPU per message with these built
 # once, against 1.24 ms for the same statements built inline.
