@@ -22,7 +22,7 @@ help:
 	@echo "make profile - the bench's reads and cycle with py-spy profiles of the API and worker"
 	@echo "make bench-large - every list, search, write and sweep on a small and a 2M-loan library"
 	@echo "make bench-statements - the API's CPU per database statement, layer by layer"
-	@echo "make bench-worker - the worker's CPU per staff message, with nothing else running"
+	@echo "make bench-worker - the worker's CPU per staff message and member notice, nothing else running"
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
